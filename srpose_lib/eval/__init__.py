@@ -1,0 +1,1 @@
+"""Evaluation: PCK and pseudo-label analyses."""
