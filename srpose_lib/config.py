@@ -68,20 +68,28 @@ def _resolve_leaf(cfg, name: str) -> list[str]:
             f"config field {name!r} is ambiguous in {type(cfg).__name__}: {', '.join(matches)}",
             "give the dotted name, for example " + repr(matches[0]),
         )
-    raise ConfigError(
-        f"unknown config field {name!r} for {type(cfg).__name__}",
-        did_you_mean(name, field_names(cfg)),
-    )
+    raise ConfigError(f"unknown config field {name!r} for {type(cfg).__name__}", _suggest(cfg, name))
+
+
+def _suggest(cfg, name: str) -> str:
+    """Close matches among the dotted field names, compared by their last part."""
+    import difflib
+
+    by_leaf: dict[str, list[str]] = {}
+    for dotted in field_names(cfg):
+        by_leaf.setdefault(dotted.split(".")[-1], []).append(dotted)
+    close = difflib.get_close_matches(name.split(".")[-1], list(by_leaf), n=3, cutoff=0.5)
+    options = [d for leaf in close for d in by_leaf[leaf]][:6]
+    hint = f"did you mean {', '.join(repr(o) for o in options)}? " if options else ""
+    return hint + "srpose_lib.config.field_names(cfg) lists every field"
 
 
 def _replace_path(cfg, path: list[str], value, key: str):
     names = {f.name: f for f in dataclasses.fields(cfg)}
     head = path[0]
     if head not in names:
-        raise ConfigError(
-            f"unknown config field {key!r} for {type(cfg).__name__}",
-            did_you_mean(head, names),
-        )
+        raise ConfigError(f"unknown config field {key!r} for {type(cfg).__name__}",
+                          did_you_mean(head, names))
     current = getattr(cfg, head)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):

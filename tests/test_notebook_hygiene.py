@@ -131,3 +131,13 @@ def test_calls_setup_after_parameters(path):
     assert calls, "no `nb.setup(` call in a code cell after the parameters cell"
     assert calls[0].group(2) == path.stem, (
         f"nb.setup({calls[0].group(2)!r}) must name the notebook itself ({path.stem!r})")
+
+
+def test_papermill_parses_every_parameter(path):
+    """papermill's own parser must see each parameter (a help comment containing '=' makes
+    it skip the line with only a warning, and -p values for that name are then lost)."""
+    import papermill
+
+    seen = set(papermill.inspect_notebook(str(path)))
+    declared = set(nb.declared_parameters(path))
+    assert declared <= seen, f"papermill cannot parse {sorted(declared - seen)}: avoid '=' in help comments"

@@ -1,0 +1,40 @@
+"""Access to the built-in benchmark's rendered splits as keypoint datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..synth.benchmark import BenchmarkConfig, SynthSplit, load_split, split_key
+from .datasets import DataConfig, KeypointDataset
+
+
+class BenchmarkData:
+    """Rendered benchmark splits, cached on disk (``cache_dir/data``) and memoised in
+    memory, shared by every stage of a notebook.
+
+    ``compile``: ``True``/``False`` or ``"auto"`` (fuse the renderer with ``torch.compile``
+    for splits of more than ``compile_above`` images, where it pays for its compile time)."""
+
+    def __init__(self, cache_dir: str | Path | None, compile: bool | str = "auto",
+                 show_progress: bool = True, compile_above: int = 4000):
+        self.cache_dir = cache_dir
+        self.compile = compile
+        self.compile_above = compile_above
+        self.show_progress = show_progress
+        self._splits: dict[str, SynthSplit] = {}
+
+    def split(self, bench: BenchmarkConfig, domain: str, split: str) -> SynthSplit:
+        key = split_key(bench, domain, split)
+        if key not in self._splits:
+            compile = self.compile
+            if compile == "auto":
+                compile = bench.split_size(split) > self.compile_above
+            self._splits[key] = load_split(bench, domain, split, self.cache_dir,
+                                           compile=bool(compile), progress=self.show_progress)
+        return self._splits[key]
+
+    def dataset(self, bench: BenchmarkConfig, data: DataConfig, domain: str, split: str,
+                augment: bool = False) -> KeypointDataset:
+        """A :class:`KeypointDataset` over a split; ``augment`` applies ``data.augment``."""
+        sp = self.split(bench, domain, split)
+        return KeypointDataset(sp, sp.skeleton, data.target, data.augment if augment else None)

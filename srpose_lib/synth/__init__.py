@@ -1,0 +1,1 @@
+"""The built-in procedural synthetic-to-real benchmark (hand and body tasks)."""

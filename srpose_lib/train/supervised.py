@@ -1,0 +1,215 @@
+"""Supervised training of the pose predictor f_kp: source-only and oracle.
+
+* **source-only** trains on labelled source ("synthetic") images: the lower bound of
+  domain adaptation, and the pre-training L_pre-train that the later stages start from.
+* **oracle** trains on labelled target ("real") images: the upper bound.
+
+Model selection uses the held-out **validation split of the training domain** (source val
+for source-only, target val for the oracle), never the target test split. The baselines
+(ERM, RegDA stage 2, UniFrame) keep the epoch with the best *target test* PCK; we do not.
+
+The loop is resumable: after every epoch it writes ``progress.pt`` (model, optimiser,
+scheduler, random-generator state, best weights, history) atomically, and a new call with
+the same configuration continues after the last finished epoch. The per-epoch history is
+also written as plain JSON (``history.json``) beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..data.datasets import DataConfig, KeypointDataset
+from ..errors import ConfigError, TrainingError
+from ..eval.evaluate import evaluate_pck
+from ..models import ModelConfig, build_pose_net
+from ..data.benchmark import BenchmarkData
+from ..synth.benchmark import BenchmarkConfig, benchmark_config
+from ..utils import atomic_torch_save, atomic_write_json, progress
+from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from .losses import build_loss
+
+STAGE_DOMAIN = {"source_only": "source", "oracle": "target"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule (defaults: TLL's ERM, Adam 1e-3, drops at 45 and 60 of 70)."""
+
+    epochs: int = 70
+    iters_per_epoch: int = 500  # 0 = one pass over the training split per epoch
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (45, 60)  # epochs at which lr *= lr_gamma
+    lr_gamma: float = 0.1
+    loss: str = "mse"  # mse (SimpleBaseline, UniFrame) | kl (RegDA)
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}", "use 'adam' or 'sgd'")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("train.epochs and train.batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """Everything that determines a source-only or oracle model."""
+
+    stage: str = "source_only"  # source_only | oracle
+    seed: int = 0
+    benchmark: BenchmarkConfig = field(default_factory=lambda: benchmark_config("hand"))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.stage not in STAGE_DOMAIN:
+            raise ConfigError(f"unknown supervised stage {self.stage!r}",
+                              f"use one of {', '.join(STAGE_DOMAIN)}")
+
+    @property
+    def task(self) -> str:
+        return self.benchmark.task
+
+    @property
+    def domain(self) -> str:
+        return STAGE_DOMAIN[self.stage]
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, nesterov=True)
+
+
+def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: BenchmarkData,
+                     device: torch.device | str = "cpu", log: Callable[[str], None] = print,
+                     show_progress: bool = True,
+                     on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train (or resume) a source-only / oracle pose net; returns the best-on-validation
+    weights. ``on_iteration(epoch, it)`` is called after every step (tests use it to
+    simulate an interruption)."""
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    tag = f"[{cfg.stage} {cfg.task}]"
+    train_set = data.dataset(cfg.benchmark, cfg.data, cfg.domain, "train", augment=True)
+    val_set = data.dataset(cfg.benchmark, cfg.data, cfg.domain, "val")
+    K = train_set.skeleton.num_joints
+
+    torch.manual_seed(cfg.seed)
+    model = build_pose_net(cfg.model, K).to(device)
+    hm = cfg.data.target.heatmap_size
+    if cfg.benchmark.image_size // model.stride != hm:
+        raise ConfigError(
+            f"the network maps {cfg.benchmark.image_size} px images to "
+            f"{cfg.benchmark.image_size // model.stride} px heatmaps, but data.target.heatmap_size is {hm}",
+            "set data.target.heatmap_size = image_size / network stride, or change the network")
+    optimizer = build_optimizer(model, cfg.train)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.train.milestones), cfg.train.lr_gamma)
+    loss_fn = build_loss(cfg.train.loss)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    history: list[dict] = []
+    best = {"val_pck": -1.0, "epoch": -1, "state_dict": None}
+    start_epoch = 0
+
+    progress_path = run_dir / "progress.pt"
+    if progress_path.exists():
+        ckpt = load_checkpoint(progress_path, cfg.stage, cfg)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        gen.set_state(ckpt["generator"])
+        history, best = ckpt["history"], ckpt["best"]
+        start_epoch = ckpt["epoch"] + 1
+        log(f"{tag} resuming after epoch {start_epoch}/{cfg.train.epochs} from {progress_path}")
+
+    iters = cfg.train.iters_per_epoch or math.ceil(len(train_set) / cfg.train.batch_size)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NullContext()
+    for epoch in range(start_epoch, cfg.train.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        losses = []
+        batches = _endless(train_set, cfg.train.batch_size, gen, device)
+        bar = progress(range(iters), desc=f"{tag} epoch {epoch + 1}/{cfg.train.epochs}",
+                       leave=False, disable=not show_progress)
+        for it in bar:
+            batch = next(batches)
+            with autocast:
+                out = model(batch["image"])
+            loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{tag} the loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}",
+                    f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
+                    f"{progress_path} and a new run resumes from them")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if on_iteration is not None:
+                on_iteration(epoch, it)
+        scheduler.step()
+        train_time = time.perf_counter() - t0
+        val = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device)
+        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "val_pck": val.all,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": train_time,
+                  "images_per_s": iters * cfg.train.batch_size / train_time}
+        history.append(record)
+        if val.all > best["val_pck"]:
+            best = {"val_pck": val.all, "epoch": epoch + 1,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        log(f"{tag} epoch {epoch + 1}/{cfg.train.epochs}  loss {record['loss']:.4f}  "
+            f"val PCK {val.all:5.1f} (best {best['val_pck']:.1f} @ {best['epoch']})  "
+            f"{record['images_per_s']:.0f} img/s  {train_time:.0f}s")
+        atomic_write_json(run_dir / "history.json", {"stage": cfg.stage, "config": _cfg_dict(cfg),
+                                                      "history": history, "best_epoch": best["epoch"]})
+        atomic_torch_save({
+            "format_version": FORMAT_VERSION, "stage": cfg.stage, "config": _cfg_dict(cfg),
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "generator": gen.get_state(),
+            "history": history, "best": best,
+        }, progress_path)
+
+    metrics = {"best_epoch": best["epoch"], "val_pck": best["val_pck"]}
+    return TrainResult(cfg.stage, cfg, best["state_dict"], history, metrics, run_dir)
+
+
+def load_model(result: TrainResult, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The pose net of a :class:`TrainResult`, in eval mode on ``device``."""
+    cfg = result.config
+    from ..skeletons import HAND21, BODY16
+
+    K = (HAND21 if cfg.task == "hand" else BODY16).num_joints
+    model = build_pose_net(cfg.model, K)
+    model.load_state_dict(result.state_dict)
+    return model.to(device).eval()
+
+
+def _cfg_dict(cfg) -> dict:
+    from ..config import to_dict
+
+    return to_dict(cfg)
+
+
+def _endless(dataset: KeypointDataset, batch_size: int, gen: torch.Generator, device):
+    """Shuffled batches forever, reshuffling after each pass (epochs are counted in iterations)."""
+    while True:
+        yield from dataset.batches(batch_size, gen, shuffle=True, drop_last=True, device=device)
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
