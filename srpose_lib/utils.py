@@ -282,7 +282,7 @@ def progress(iterable: Iterable | None = None, **kw: Any):
 
     - ``TQDM_DISABLE=1``: disabled.
     - ``SRPOSE_PROGRESS=text`` (the runner sets it): plain-text tqdm, one line at most every
-      15 s, so batch logs stay readable.
+      15 s and none for loops shorter than that, so batch logs stay readable.
     - otherwise ``tqdm.auto`` (a widget in Jupyter) with ``mininterval >= 1``.
     """
     if _env_true("TQDM_DISABLE"):
@@ -291,6 +291,7 @@ def progress(iterable: Iterable | None = None, **kw: Any):
         from tqdm import tqdm as bar
 
         kw["mininterval"] = max(float(kw.get("mininterval", 15)), 15.0)
+        kw.setdefault("delay", 15.0)  # a bar that finishes within 15 s prints nothing
         kw.setdefault("file", _LineStream(kw.pop("file", None) or sys.stderr))
         kw.setdefault("ascii", True)
         kw.setdefault("ncols", 100)

@@ -14,6 +14,7 @@ CPU or cached.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,9 @@ class Renderer:
         self.model = kinematic_model(cfg.task)
         self.chunk = chunk
         self.compiled = compile
+        if compile and not torch.cuda.is_available():
+            # torch.compile on a CPU-only machine warns "No CUDA runtime is found"; harmless
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
         def fuse(fn):  # elementwise-heavy steps are fused by torch.compile when asked
             return torch.compile(fn, dynamic=False) if compile else fn
