@@ -286,7 +286,9 @@ def test_progress_text_mode(monkeypatch, capsys):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("SRPOSE_PROGRESS", "text")
     # disable=False: tqdm bakes a TQDM_DISABLE seen at import time into its defaults
-    assert list(progress(range(4), desc="epochs", mininterval=0, disable=False)) == [0, 1, 2, 3]
+    assert list(progress(range(4), desc="short", mininterval=0, disable=False)) == [0, 1, 2, 3]
+    assert "short" not in capsys.readouterr().err  # a loop shorter than the 15 s delay prints nothing
+    assert list(progress(range(4), desc="epochs", mininterval=0, delay=0, disable=False)) == [0, 1, 2, 3]
     err = capsys.readouterr().err
     assert "\r" not in err and "epochs: 100%" in err
     assert len(err.splitlines()) <= 3  # start, (throttled), end
