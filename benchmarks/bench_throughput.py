@@ -52,7 +52,7 @@ def bench_renderer(size: int, compile: bool, seconds: float) -> None:
 
             n, dt = timed(step, seconds)
             print(f"render {size:3d} px  {task:4s} {domain:6s} {'compiled' if compile else 'eager   '}  "
-                  f"{n / dt:7.0f} images/s   (first chunk incl. compile {warm:5.1f} s)", flush=True)
+                  f"{n / dt:7.0f} images/s   (first chunk {warm:5.1f} s, incl. compiling when compiled)", flush=True)
 
 
 def bench_training(task: str, seconds: float) -> None:

@@ -69,7 +69,7 @@ def ensure_writable_dir(path: str | os.PathLike, what: str) -> Path:
         reason = err.strerror or str(err)
         raise ParameterError(
             f"cannot write the {what} folder {folder}: {reason}",
-            f"choose a {what} folder you can write to (and whose parents are folders, "
+            f"choose a writable {what} folder (its parents must be folders, "
             "not files), or fix the permissions of this one",
         ) from None
     return folder.resolve()

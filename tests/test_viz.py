@@ -49,3 +49,25 @@ def test_figures_have_one_panel_per_item():
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]
     fig = viz.pck_bars({"x": {"A": 1.0, "B": 2.0}, "y": {"A": 3.0, "B": 4.0}})
     assert len(fig.axes[0].patches) == 4
+
+
+def test_explorers_follow_their_controls():
+    from srpose_lib.data.datasets import KeypointDataset, TargetConfig
+    from srpose_lib.models import ModelConfig, build_pose_net
+    from srpose_lib.synth.benchmark import benchmark_config, render_split
+    from srpose_lib.viz.widgets import prediction_explorer, sample_explorer
+
+    cfg = benchmark_config("body", num_val=6, num_train=4, num_test=4)
+    a, b = render_split(cfg, "source", "val"), render_split(cfg, "target", "test")
+    box = sample_explorer({"a": a, "b": b})
+    choice, index, _ = box.children[0].children
+    assert index.max == len(a) - 1
+    choice.value = "b"  # redraws for the other split and adapts the slider
+    assert index.max == len(b) - 1
+    model = build_pose_net(ModelConfig(arch="resnet_tiny", deconv_channels=(8, 8, 8), tiny_widths=(4, 4, 4, 4)), 16)
+    ds = KeypointDataset(b, b.skeleton, TargetConfig(32, 1.0))
+    box = prediction_explorer({"m": model}, {"t": ds})
+    index, joint = box.children[1].children
+    joint.value = "l_wrist"
+    index.value = 2
+    assert index.max == len(ds) - 1
