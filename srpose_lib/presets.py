@@ -27,7 +27,7 @@ RUN_MODES = ("smoke", "quick", "full")
 STAGES = ("source_only", "oracle")
 
 
-def _augment(task: str, mode: str) -> AugmentConfig:
+def _augment(task: str) -> AugmentConfig:
     # TLL ERM: rotation ±180 for hands, ±30 for bodies; RRC 0.6-1.3; jitter 0.25; blur.
     # The benchmark's hands are already rotated by the renderer (roll ±40°), so we use
     # ±45° rather than ±180° (a choice; augment.rotation).
@@ -71,7 +71,7 @@ def _supervised(stage: str, mode: str, task: str) -> SupervisedConfig:
         train = TrainConfig(epochs=2, iters_per_epoch=8, batch_size=16, lr=2e-3, milestones=(),
                             loss="kl", eval_batch_size=64)
     return SupervisedConfig(stage=stage, benchmark=bench,
-                            data=DataConfig(target=target, augment=_augment(task, mode)),
+                            data=DataConfig(target=target, augment=_augment(task)),
                             model=model, train=train)
 
 

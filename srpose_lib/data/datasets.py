@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..skeletons import Skeleton
 from .heatmaps import gaussian_targets
-from .transforms import (NO_AUGMENT, AugmentConfig, color_jitter, flip_joints, random_affine,
+from .transforms import (AugmentConfig, color_jitter, flip_joints, random_affine,
                          random_blur, warp_images, warp_keypoints)
 
 LABELS = ("all", "visible")
@@ -97,9 +97,12 @@ class KeypointDataset(torch.utils.data.Dataset):
         kp = s.keypoints[idx].to(device).float()
         vis = s.visible[idx].to(device).float()
         B = idx.shape[0]
-        aug = self.augment or NO_AUGMENT
-        affine, flipped = random_affine(B, aug, self.image_size, generator, device=device)
-        if aug != NO_AUGMENT and self.augment is not None:
+        aug = self.augment
+        if aug is None:  # evaluation: the identity
+            affine = torch.eye(2, 3, device=device).expand(B, 2, 3).clone()
+            flipped = torch.zeros(B, dtype=torch.bool, device=device)
+        else:
+            affine, flipped = random_affine(B, aug, self.image_size, generator, device=device)
             images = warp_images(images, affine)
             kp = flip_joints(warp_keypoints(kp, affine), flipped, self.skeleton.flip_permutation)
             vis = flip_joints(vis, flipped, self.skeleton.flip_permutation)

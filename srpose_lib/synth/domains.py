@@ -110,6 +110,11 @@ def domain_preset(task: str, domain: str, **overrides) -> DomainConfig:
     return override(_PRESETS[(task, domain)], **overrides) if overrides else _PRESETS[(task, domain)]
 
 
+def task_skeleton(task: str):
+    """The keypoint skeleton of a built-in task (Hand21 or Body16)."""
+    return kinematic_model(task).skeleton
+
+
 def kinematic_model(task: str) -> KinematicModel:
     check_task(task)
     return HandModel() if task == "hand" else BodyModel()

@@ -215,10 +215,9 @@ _BODY_DIMS = {  # metres
 
 
 class BodyModel(KinematicModel):
-    """A human body with 26 angles: spine (3), neck (2), per arm shoulder flexion,
-    abduction, rotation and elbow flexion (4 × 2), per leg hip flexion, abduction,
-    rotation and knee flexion (4 × 2), and 5 extra for symmetric detail (head turn
-    does not move joints, so it is left out).
+    """A human body with 21 angles: spine flexion, side bend and twist (3), neck flexion
+    and side bend (2), per arm shoulder flexion, abduction, rotation and elbow flexion
+    (4 × 2), per leg hip flexion, abduction, rotation and knee flexion (4 × 2).
 
     Shape vector: height scale, shoulder width, hip width, arm length, leg length,
     torso length, head size (7). Helper points after the 16 joints: toes (16, 17),

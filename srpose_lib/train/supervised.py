@@ -30,6 +30,7 @@ from ..eval.evaluate import evaluate_pck
 from ..models import ModelConfig, build_pose_net
 from ..data.benchmark import BenchmarkData
 from ..synth.benchmark import BenchmarkConfig, benchmark_config
+from ..synth.domains import task_skeleton
 from ..utils import atomic_torch_save, atomic_write_json, progress
 from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
 from .losses import build_loss
@@ -187,10 +188,7 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
 def load_model(result: TrainResult, device: torch.device | str = "cpu") -> torch.nn.Module:
     """The pose net of a :class:`TrainResult`, in eval mode on ``device``."""
     cfg = result.config
-    from ..skeletons import HAND21, BODY16
-
-    K = (HAND21 if cfg.task == "hand" else BODY16).num_joints
-    model = build_pose_net(cfg.model, K)
+    model = build_pose_net(cfg.model, task_skeleton(cfg.task).num_joints)
     model.load_state_dict(result.state_dict)
     return model.to(device).eval()
 

@@ -59,19 +59,26 @@ def draw_pose(ax, keypoints, skeleton: Skeleton, visible=None, colour: str | Non
                edgecolors=colour or "red", linewidths=1.0, zorder=3)
 
 
-def show_samples(images, keypoints=None, skeleton: Skeleton | None = None, visible=None,
-                 titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
-                 suptitle: str | None = None) -> plt.Figure:
-    """A grid of images, optionally with their skeletons."""
+def _image_grid(images, ncols: int, size: float):
+    """A figure with one axis per image (images drawn, axes hidden); returns the used axes."""
     n = len(images)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
+    for ax in axes.flat:
         ax.set_axis_off()
-        if i >= n:
-            continue
-        ax.imshow(_image(images[i]), interpolation="nearest")
+    used = list(axes.flat)[:n]
+    for ax, img in zip(used, images):
+        ax.imshow(_image(img), interpolation="nearest")
+    return fig, used
+
+
+def show_samples(images, keypoints=None, skeleton: Skeleton | None = None, visible=None,
+                 titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
+                 suptitle: str | None = None) -> plt.Figure:
+    """A grid of images, optionally with their skeletons."""
+    fig, axes = _image_grid(images, ncols, size)
+    for i, ax in enumerate(axes):
         if keypoints is not None and skeleton is not None:
             draw_pose(ax, keypoints[i], skeleton, None if visible is None else visible[i],
                       linewidth=1.0, markersize=6)
@@ -224,15 +231,8 @@ def pck_table(rows: Mapping[str, Mapping[str, float]], reference: str | None = N
 def prediction_grid(images, pred_keypoints, gt_keypoints, skeleton: Skeleton, titles=None,
                     ncols: int = 6, size: float = 1.9) -> plt.Figure:
     """Predictions (coloured skeleton) against ground truth (white dashed)."""
-    n = len(images)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i >= n:
-            continue
-        ax.imshow(_image(images[i]), interpolation="nearest")
+    fig, axes = _image_grid(images, ncols, size)
+    for i, ax in enumerate(axes):
         draw_pose(ax, gt_keypoints[i], skeleton, colour="white", linewidth=0.8, markersize=3, style="--")
         draw_pose(ax, pred_keypoints[i], skeleton, linewidth=1.0, markersize=5)
         if titles is not None:
