@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..config import stable_hash, to_dict
+from ..data.crops import crop_intrinsics
 from ..errors import ConfigError, DataError
 from ..skeletons import Skeleton
 from . import appearance as ap
@@ -221,18 +222,6 @@ def frame_geometry(model: KinematicModel, table: dict, index: torch.Tensor, foca
     Kc = crop_intrinsics(K, boxes, size)
     kp2d, z = project(cam[:, :J], Kc)
     return {"cam": cam, "K": Kc, "boxes": boxes, "keypoints": kp2d, "depth": z, "seq": seq}
-
-
-def crop_intrinsics(K: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Intrinsics of a square crop ``boxes`` (x0, y0, side) of a frame resized to ``size``:
-    frame pixel X maps to crop pixel (X + 0.5 - x0) * size / side - 0.5."""
-    s = size / boxes[:, 2]
-    Kc = K.clone()
-    Kc[:, 0, 0] = K[:, 0, 0] * s
-    Kc[:, 1, 1] = K[:, 1, 1] * s
-    Kc[:, 0, 2] = (K[:, 0, 2] + 0.5 - boxes[:, 0]) * s - 0.5
-    Kc[:, 1, 2] = (K[:, 1, 2] + 0.5 - boxes[:, 1]) * s - 0.5
-    return Kc
 
 
 def hash_noise(index: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
