@@ -49,21 +49,36 @@ NO_AUGMENT = AugmentConfig(rotation=0.0, scale=(1.0, 1.0), translate=0.0, flip=0
 
 
 def affine_matrix(angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                  flip: torch.Tensor, size: int) -> torch.Tensor:
-    """Affine maps (B, 2, 3) from input to output pixels: flip, then rotate by ``angle``
-    (degrees, counter-clockwise on screen) and zoom by ``scale`` about the centre, then
-    shift by ``shift`` (B, 2) px."""
+                  flip: torch.Tensor, size: int, shear: torch.Tensor | None = None) -> torch.Tensor:
+    """Affine maps (B, 2, 3) from input to output pixels: flip, then shear along x by
+    ``shear`` (degrees, optional), rotate by ``angle`` (degrees, counter-clockwise on screen)
+    and zoom by ``scale`` about the centre, then shift by ``shift`` (B, 2) px."""
     c = (size - 1) / 2.0
     a = angle * (math.pi / 180.0)
     cos, sin = torch.cos(a) * scale, torch.sin(a) * scale
+    # x' = R S H F (x - c) + c + shift, with y pointing down (so +angle turns anticlockwise)
+    lin = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    if shear is not None:
+        h = torch.zeros_like(lin)
+        h[:, 0, 0] = h[:, 1, 1] = 1.0
+        h[:, 0, 1] = torch.tan(shear * (math.pi / 180.0))
+        lin = lin @ h
     fx = torch.where(flip, -torch.ones_like(cos), torch.ones_like(cos))
-    # x' = R S (F (x - c)) + c + shift, with y pointing down (so +angle turns anticlockwise)
-    m = torch.zeros(angle.shape[0], 2, 3, dtype=angle.dtype, device=angle.device)
-    m[:, 0, 0], m[:, 0, 1] = cos * fx, sin
-    m[:, 1, 0], m[:, 1, 1] = -sin * fx, cos
+    lin = lin * torch.stack([fx, torch.ones_like(fx)], -1)[:, None, :]
     centre = torch.tensor([c, c], dtype=angle.dtype, device=angle.device)
-    m[:, :, 2] = centre - (m[:, :, :2] @ centre) + shift
-    return m
+    return torch.cat([lin, (centre - lin @ centre + shift)[..., None]], -1)
+
+
+def compose_affine(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The affine map ``outer ∘ inner`` (apply ``inner`` first), both (B, 2, 3)."""
+    lin = outer[:, :, :2] @ inner[:, :, :2]
+    return torch.cat([lin, outer[:, :, :2] @ inner[:, :, 2:] + outer[:, :, 2:]], -1)
+
+
+def rescale_affine(m: torch.Tensor, stride: float) -> torch.Tensor:
+    """An image-pixel affine as a heatmap-cell affine: cell j sits at pixel ``stride * j``,
+    so the linear part stays and the translation divides by the stride."""
+    return torch.cat([m[:, :, :2], m[:, :, 2:] / stride], -1)
 
 
 def random_affine(n: int, cfg: AugmentConfig, size: int, generator: torch.Generator | None = None,

@@ -35,7 +35,19 @@ from ..utils import atomic_torch_save, atomic_write_json, progress
 from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
 from .losses import build_loss
 
-STAGE_DOMAIN = {"source_only": "source", "oracle": "target"}
+STAGE_DOMAIN = {"source_only": "source", "oracle": "target", "pretrain": "source"}
+
+
+@dataclass(frozen=True)
+class StyleAugConfig:
+    """UniFrame's style augmentation with StyleNet f_sty: source batches restyled towards
+    target images (s2t) and, in the mean teacher, teacher inputs restyled towards source
+    images (t2s), each with a probability per batch and alpha ~ U(range)."""
+
+    s2t_prob: float = 0.5
+    s2t_alpha: tuple[float, float] = (0.0, 1.0)
+    t2s_prob: float = 0.5
+    t2s_alpha: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -63,16 +75,21 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SupervisedConfig:
-    """Everything that determines a source-only or oracle model."""
+    """Everything that determines a source-only, pre-trained (source + style) or oracle model."""
 
-    stage: str = "source_only"  # source_only | oracle
+    stage: str = "source_only"  # source_only | pretrain | oracle
     seed: int = 0
     benchmark: BenchmarkConfig = field(default_factory=lambda: benchmark_config("hand"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    style: object = None  # StyleTrainConfig of StyleNet f_sty (stage 'pretrain' only)
+    style_aug: StyleAugConfig = StyleAugConfig()
 
     def __post_init__(self):
+        if (self.stage == "pretrain") != (self.style is not None):
+            raise ConfigError("only the 'pretrain' stage restyles source images, and it needs a StyleNet config",
+                              "build the config with presets.config_for")
         if self.stage not in STAGE_DOMAIN:
             raise ConfigError(f"unknown supervised stage {self.stage!r}",
                               f"use one of {', '.join(STAGE_DOMAIN)}")
@@ -96,10 +113,13 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
 def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: BenchmarkData,
                      device: torch.device | str = "cpu", log: Callable[[str], None] = print,
                      show_progress: bool = True,
-                     on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train (or resume) a source-only / oracle pose net; returns the best-on-validation
-    weights. ``on_iteration(epoch, it)`` is called after every step (tests use it to
-    simulate an interruption)."""
+                     on_iteration: Callable[[int, int], None] | None = None,
+                     style_net=None) -> TrainResult:
+    """Train (or resume) a source-only / pre-trained / oracle pose net; returns the
+    best-on-validation weights. ``style_net`` (stage 'pretrain'): with probability
+    ``style_aug.s2t_prob`` a source batch takes the style of random target images.
+    ``on_iteration(epoch, it)`` is called after every step (tests use it to simulate an
+    interruption)."""
     device = torch.device(device)
     run_dir = Path(run_dir)
     tag = f"[{cfg.stage} {cfg.task}]"
@@ -136,6 +156,12 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
 
     iters = cfg.train.iters_per_epoch or math.ceil(len(train_set) / cfg.train.batch_size)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NullContext()
+    if cfg.stage == "pretrain" and style_net is None:
+        raise ConfigError("the 'pretrain' stage needs the trained StyleNet", "pass style_net=...")
+    if style_net is not None:
+        from .style import stylize
+
+        style_refs = data.split(cfg.benchmark, "target", "train")
     for epoch in range(start_epoch, cfg.train.epochs):
         model.train()
         t0 = time.perf_counter()
@@ -145,8 +171,14 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
                        leave=False, disable=not show_progress)
         for it in bar:
             batch = next(batches)
+            images = batch["image"]
+            if style_net is not None:  # s2t: restyle towards random target images
+                ref_idx = torch.randint(len(style_refs), (images.shape[0],), generator=gen)
+                refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
+                with torch.no_grad():
+                    images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
             with autocast:
-                out = model(batch["image"])
+                out = model(images)
             loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
             if not torch.isfinite(loss):
                 raise TrainingError(
