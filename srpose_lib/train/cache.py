@@ -41,7 +41,7 @@ class TrainResult:
 
 def run_key(stage: str, cfg) -> str:
     cfg_dict = to_dict(cfg)
-    task = cfg_dict.get("task") or cfg_dict.get("benchmark", {}).get("task", "")
+    task = getattr(cfg, "task", None) or getattr(getattr(cfg, "benchmark", None), "task", "")
     digest = stable_hash({"stage": stage, "format": FORMAT_VERSION, "config": cfg_dict})
     return f"{stage}-{task}-{digest}" if task else f"{stage}-{digest}"
 

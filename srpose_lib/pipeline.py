@@ -1,0 +1,76 @@
+"""Train once, reuse everywhere: the stages of the series and what each depends on.
+
+    style_net ──► pretrain (source + s2t) ──► baseline / pseudo_* (mean teacher)
+                                   lifting ──┘
+    source_only, oracle (independent)
+
+:class:`Stages` resolves a stage's dependencies through the checkpoint cache, so a notebook
+asks for what it needs ("the adapted hand model of method pseudo") and gets it loaded when
+an earlier notebook (or run) trained it, or trained now otherwise. ``force`` retrains the
+stage asked for, never its dependencies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data.benchmark import BenchmarkData
+from .train.cache import TrainResult, get_or_train
+
+
+class Stages:
+    """The series' trained stages for one cache folder, data source and device."""
+
+    def __init__(self, cache_dir: str | Path, data: BenchmarkData, device: torch.device | str = "cpu",
+                 log: Callable[[str], None] = print, show_progress: bool = True):
+        self.cache_dir = Path(cache_dir)
+        self.data = data
+        self.device = torch.device(device)
+        self.log = log
+        self.show_progress = show_progress
+
+    def _kw(self):
+        return dict(data=self.data, device=self.device, log=self.log, show_progress=self.show_progress)
+
+    def supervised(self, cfg, force: bool = False) -> TrainResult:
+        """source_only, oracle, or pretrain (which first gets its StyleNet)."""
+        from .train.supervised import train_supervised
+
+        extra = {}
+        if cfg.stage == "pretrain":
+            extra["style_net"] = self.style_net_model(cfg.style)
+        return get_or_train(cfg.stage, cfg, train_supervised, self.cache_dir, force=force, **self._kw(), **extra)
+
+    def style_net(self, cfg, force: bool = False) -> TrainResult:
+        from .train.style import train_style_net
+
+        return get_or_train("style_net", cfg, train_style_net, self.cache_dir, force=force, **self._kw())
+
+    def style_net_model(self, cfg):
+        from .train.style import load_style_net
+
+        return load_style_net(self.style_net(cfg), self.device)
+
+    def lifting(self, cfg, force: bool = False) -> TrainResult:
+        from .adapt.lifting import train_lifting
+
+        return get_or_train("lifting", cfg, train_lifting, self.cache_dir, force=force, **self._kw())
+
+    def lifting_model(self, cfg):
+        from .adapt.lifting import load_lifting
+
+        return load_lifting(self.lifting(cfg), self.device)
+
+    def adapted(self, cfg, force: bool = False) -> TrainResult:
+        """An adaptation method (baseline, pseudo_*), after its pre-training, StyleNet and
+        lifting network."""
+        from .adapt.train import train_adaptation
+
+        pretrained = self.supervised(cfg.pretrain)
+        style = self.style_net_model(cfg.style) if cfg.style is not None else None
+        lifting = self.lifting_model(cfg.lifting) if cfg.lifting is not None else None
+        return get_or_train(cfg.method, cfg, train_adaptation, self.cache_dir, force=force, pretrained=pretrained,
+                            style_net=style, lifting=lifting, **self._kw())
