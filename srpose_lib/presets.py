@@ -22,10 +22,23 @@ from .data.transforms import AugmentConfig
 from .errors import ConfigError, did_you_mean
 from .models import ModelConfig
 from .synth.benchmark import benchmark_config
-from .synth.domains import check_task
+from .synth.domains import check_task as _check_synthetic_task
 from .train.supervised import SupervisedConfig, TrainConfig
 
 RUN_MODES = ("smoke", "quick", "full")
+
+
+def check_task(task: str) -> str:
+    """A built-in task (hand, body) or a real-data task (rhd_h3d, ..., surreal_3dpw)."""
+    from .data.real import REAL_TASKS
+
+    if task in REAL_TASKS:
+        return task
+    try:
+        return _check_synthetic_task(task)
+    except ConfigError:
+        raise ConfigError(f"unknown task {task!r}",
+                          did_you_mean(task, ("hand", "body") + tuple(REAL_TASKS))) from None
 STAGES = ("source_only", "oracle", "pretrain", "lifting", "style_net",
           "baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo")
 
@@ -41,8 +54,15 @@ def _augment(task: str) -> AugmentConfig:
 
 
 def benchmark_for(mode: str, task: str, **overrides):
-    """The built-in benchmark's configuration (sizes, resolution, domains) of a run mode."""
+    """The data of a task in a run mode: the built-in benchmark's configuration (sizes,
+    resolution, domains), or a real-data task (256 px prepared crops; 64 px in smoke mode,
+    for tests on small fixtures)."""
     _check_mode(mode)
+    from .data.real import REAL_TASKS, RealTaskConfig
+
+    if task in REAL_TASKS:
+        cfg = RealTaskConfig(task=task, image_size=64 if mode == "smoke" else 256)
+        return override(cfg, **overrides) if overrides else cfg
     if mode == "full":
         bench = benchmark_config(task, image_size=256, num_train=40000, num_val=1000, num_test=3200)
     elif mode == "quick":
@@ -58,8 +78,13 @@ def _check_mode(mode: str) -> None:
 
 
 def _supervised(stage: str, mode: str, task: str) -> SupervisedConfig:
-    """source_only / oracle; 'pretrain_base' is source_only's schedule for the pretrain stage."""
+    """source_only / oracle; 'pretrain_base' is source_only's schedule for the pretrain stage.
+    Real-data tasks get TLL's ERM augmentation (rotation ±180° hands / ±30° bodies, scale
+    0.6-1.3)."""
+    from .data.real import REAL_TASKS
+
     bench = benchmark_for(mode, task)
+    real = task in REAL_TASKS
     if mode == "full":
         target = TargetConfig(heatmap_size=64, sigma=2.0)
         model = ModelConfig(arch="resnet101", deconv_channels=(256, 256, 256), channels_last=True)
@@ -74,8 +99,11 @@ def _supervised(stage: str, mode: str, task: str) -> SupervisedConfig:
         model = ModelConfig(arch="resnet_tiny", deconv_channels=(32, 32, 32), tiny_widths=(8, 16, 32, 64))
         train = TrainConfig(epochs=2, iters_per_epoch=8, batch_size=16, lr=2e-3, milestones=(),
                             loss="kl", eval_batch_size=64)
+    augment = _augment(task) if not real else AugmentConfig(
+        rotation=180.0 if REAL_TASKS[task][2] == "hand21" else 30.0, scale=(0.6, 1.3), translate=0.05,
+        flip=0.0 if REAL_TASKS[task][2] == "hand21" else 0.5, color_jitter=0.25, blur=0.8, blur_prob=0.5)
     return SupervisedConfig(stage="source_only" if stage == "pretrain_base" else stage, benchmark=bench,
-                            data=DataConfig(target=target, augment=_augment(task)),
+                            data=DataConfig(target=target, augment=augment),
                             model=model, train=train)
 
 
@@ -89,6 +117,10 @@ def config_for(stage: str, mode: str, task: str, **overrides):
     ``pseudo_union``, ``pseudo_indep`` and ``pseudo`` (ours)."""
     _check_mode(mode)
     check_task(task)
+    from .data.real import REAL_TASKS
+
+    if task in REAL_TASKS and mode == "quick":
+        mode = "full"  # real data: the paper-scale configuration (a GPU job)
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}", did_you_mean(stage, STAGES))
     if stage in ("source_only", "oracle"):

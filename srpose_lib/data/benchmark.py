@@ -1,4 +1,5 @@
-"""Access to the built-in benchmark's rendered splits as keypoint datasets."""
+"""Access to the splits of a task — the built-in benchmark's rendered splits or a real-data
+task's prepared splits — as keypoint datasets."""
 
 from __future__ import annotations
 
@@ -16,14 +17,22 @@ class BenchmarkData:
     for splits of more than ``compile_above`` images, where it pays for its compile time)."""
 
     def __init__(self, cache_dir: str | Path | None, compile: bool | str = "auto",
-                 show_progress: bool = True, compile_above: int = 4000):
+                 show_progress: bool = True, compile_above: int = 4000, data_dir: str | Path | None = None):
         self.cache_dir = cache_dir
+        self.data_dir = data_dir  # prepared real datasets (real-data tasks only)
         self.compile = compile
         self.compile_above = compile_above
         self.show_progress = show_progress
         self._splits: dict[str, SynthSplit] = {}
 
-    def split(self, bench: BenchmarkConfig, domain: str, split: str) -> SynthSplit:
+    def split(self, bench, domain: str, split: str):
+        from .real import RealTaskConfig, load_real_split
+
+        if isinstance(bench, RealTaskConfig):
+            key = f"real-{bench.task}-{domain}-{split}-{bench.val_fraction}-{bench.seed}"
+            if key not in self._splits:
+                self._splits[key] = load_real_split(bench, self._data_dir(), domain, split)
+            return self._splits[key]
         key = split_key(bench, domain, split)
         if key not in self._splits:
             compile = self.compile
@@ -32,6 +41,15 @@ class BenchmarkData:
             self._splits[key] = load_split(bench, domain, split, self.cache_dir,
                                            compile=bool(compile), progress=self.show_progress)
         return self._splits[key]
+
+    def _data_dir(self) -> Path:
+        import os
+
+        from ..utils import repo_root
+
+        if self.data_dir:
+            return Path(self.data_dir)
+        return Path(os.environ.get("SRPOSE_DATA_DIR") or repo_root() / "data")
 
     def dataset(self, bench: BenchmarkConfig, data: DataConfig, domain: str, split: str,
                 augment: bool = False) -> KeypointDataset:

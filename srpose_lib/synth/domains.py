@@ -111,7 +111,12 @@ def domain_preset(task: str, domain: str, **overrides) -> DomainConfig:
 
 
 def task_skeleton(task: str):
-    """The keypoint skeleton of a built-in task (Hand21 or Body16)."""
+    """The keypoint skeleton of a task: a built-in one or a real-data task."""
+    from ..data.real import REAL_TASKS
+    from ..skeletons import get_skeleton
+
+    if task in REAL_TASKS:
+        return get_skeleton(REAL_TASKS[task][2])
     return kinematic_model(task).skeleton
 
 
