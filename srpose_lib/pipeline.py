@@ -1,7 +1,8 @@
 """Train once, reuse everywhere: the stages of the series and what each depends on.
 
     style_net ──► pretrain (source + s2t) ──► baseline / pseudo_* (mean teacher)
-                                   lifting ──┘
+                        │          lifting ──┘        │
+                        └──► generator (W + G) ──► rec / pseudo_rec (+ reconstruction)
     source_only, oracle (independent)
 
 :class:`Stages` resolves a stage's dependencies through the checkpoint cache, so a notebook
@@ -64,13 +65,43 @@ class Stages:
 
         return load_lifting(self.lifting(cfg), self.device)
 
+    def generator(self, cfg, force: bool = False) -> TrainResult:
+        """W + G pre-trained with the keypoints of a frozen predictor (R1): the teacher of an
+        adaptation method, or a supervised model."""
+        from .adapt.geometric import train_generator
+
+        return get_or_train("generator", cfg, train_generator, self.cache_dir, force=force,
+                            predictor=self.pose_model(cfg.predictor), **self._kw())
+
+    def pose_model(self, cfg) -> torch.nn.Module:
+        """The pose net a config stands for, in eval mode: a supervised model or an
+        adaptation method's final teacher (trained now if it is not cached)."""
+        from .adapt.train import load_teacher
+        from .train.supervised import SupervisedConfig, load_model
+
+        if isinstance(cfg, SupervisedConfig):
+            return load_model(self.supervised(cfg), self.device)
+        return load_teacher(self.adapted(cfg), self.device)
+
+    def generator_model(self, cfg):
+        from .adapt.geometric import load_reconstructor
+
+        return load_reconstructor(self.generator(cfg), self.device)
+
     def adapted(self, cfg, force: bool = False) -> TrainResult:
-        """An adaptation method (baseline, pseudo_*), after its pre-training, StyleNet and
-        lifting network."""
+        """An adaptation method (baseline, pseudo_*, or rec / pseudo_rec with their
+        pre-trained W + G), after its pre-training, StyleNet and lifting network."""
+        from .adapt.geometric import GeometricConfig, check_diagnostics, load_reconstructor
         from .adapt.train import train_adaptation
 
-        pretrained = self.supervised(cfg.pretrain)
-        style = self.style_net_model(cfg.style) if cfg.style is not None else None
-        lifting = self.lifting_model(cfg.lifting) if cfg.lifting is not None else None
+        adapt = cfg.adapt if isinstance(cfg, GeometricConfig) else cfg
+        extra = {}
+        if isinstance(cfg, GeometricConfig):
+            gen = self.generator(cfg.generator)
+            check_diagnostics(gen, cfg)
+            extra["recon"] = load_reconstructor(gen, self.device)
+        pretrained = self.supervised(adapt.pretrain)
+        style = self.style_net_model(adapt.style) if adapt.style is not None else None
+        lifting = self.lifting_model(adapt.lifting) if adapt.lifting is not None else None
         return get_or_train(cfg.method, cfg, train_adaptation, self.cache_dir, force=force, pretrained=pretrained,
-                            style_net=style, lifting=lifting, **self._kw())
+                            style_net=style, lifting=lifting, **extra, **self._kw())

@@ -40,7 +40,8 @@ def check_task(task: str) -> str:
         raise ConfigError(f"unknown task {task!r}",
                           did_you_mean(task, ("hand", "body") + tuple(REAL_TASKS))) from None
 STAGES = ("source_only", "oracle", "pretrain", "lifting", "style_net",
-          "baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo")
+          "baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo",
+          "generator", "rec", "pseudo_rec")
 
 
 def _augment(task: str) -> AugmentConfig:
@@ -114,7 +115,9 @@ def config_for(stage: str, mode: str, task: str, **overrides):
     Stages: ``source_only``, ``oracle``, ``pretrain`` (source + style augmentation, the
     paper's L_pre-train), ``style_net``, ``lifting``, and the adaptation methods
     ``baseline`` (UniFrame's mean teacher), ``pseudo_m2d``, ``pseudo_m3d``,
-    ``pseudo_union``, ``pseudo_indep`` and ``pseudo`` (ours)."""
+    ``pseudo_union``, ``pseudo_indep`` and ``pseudo`` (ours); ``generator`` (W + G
+    pre-training) and the methods with the reconstruction term, ``rec`` (Baseline + rec) and
+    ``pseudo_rec`` (+pseudo + rec)."""
     _check_mode(mode)
     check_task(task)
     from .data.real import REAL_TASKS
@@ -134,6 +137,10 @@ def config_for(stage: str, mode: str, task: str, **overrides):
         cfg = style_config_for(mode, task)
     elif stage == "lifting":
         cfg = _lifting(mode, task)
+    elif stage == "generator":
+        cfg = _generator(mode, task)
+    elif stage in ("rec", "pseudo_rec"):
+        cfg = _geometric(stage, mode, task)
     else:
         cfg = _adaptation(stage, mode, task)
     return override(cfg, **overrides) if overrides else cfg
@@ -174,3 +181,37 @@ def _adaptation(method: str, mode: str, task: str):
     return AdaptConfig(method=method, pretrain=pretrain, style=pretrain.style, mean_teacher=teacher,
                        pseudo=PseudoConfig(strategy=strategy),
                        lifting=None if strategy == "m2d" else _lifting(mode, task), train=train)
+
+
+def _generator(mode: str, task: str):
+    """Generator pre-training (R1): W + G sized for the mode, on pairs with keypoints from
+    the Baseline's adapted teacher."""
+    from .adapt.geometric import GeneratorTrainConfig, PairConfig
+    from .models.reconstruction import recon_config
+
+    predictor = config_for("baseline", mode, task)
+    net = recon_config(mode, predictor.pretrain.benchmark.image_size)
+    # the benchmark: any two frames of its 8-frame sequences; real videos: up to 2 kept frames apart
+    pairs = PairConfig(max_gap=7 if task in ("hand", "body") else 2)
+    if mode == "full":  # FOMM: Adam 2e-4; 30 x 500 iterations of 16 pairs at 256 px
+        return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=30, iters_per_epoch=500,
+                                    batch_size=16, lr=2e-4, diag_pairs=512)
+    if mode == "quick":
+        return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=6, iters_per_epoch=200,
+                                    batch_size=16, lr=1e-3)
+    return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=2, iters_per_epoch=3, batch_size=4,
+                                lr=1e-3, diag_pairs=16)
+
+
+def _geometric(method: str, mode: str, task: str):
+    """+rec methods: the pseudo-labelling method's config plus the reconstruction term."""
+    from .adapt.geometric import GEOMETRIC_METHODS, GeometricConfig, RecTermConfig
+
+    adapt = config_for(GEOMETRIC_METHODS[method], mode, task)
+    if mode == "full":
+        rec = RecTermConfig(batch_size=16, ramp_iters=2000)
+    elif mode == "quick":
+        rec = RecTermConfig(batch_size=8, ramp_iters=300)
+    else:
+        rec = RecTermConfig(batch_size=4, ramp_iters=2, require_diagnostics=False)
+    return GeometricConfig(method=method, adapt=adapt, generator=_generator(mode, task), rec=rec)

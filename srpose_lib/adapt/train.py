@@ -83,15 +83,25 @@ class _Analysis:
     combined: bool = False  # ours: have the masks been combined yet
 
 
-def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData, pretrained: TrainResult,
-                     style_net=None, lifting=None, device: torch.device | str = "cpu",
+def train_adaptation(cfg, run_dir: str | Path, data: BenchmarkData, pretrained: TrainResult,
+                     style_net=None, lifting=None, recon=None, device: torch.device | str = "cpu",
                      log: Callable[[str], None] = print, show_progress: bool = True,
                      on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Adapt the pre-trained model to the target domain; returns the final teacher."""
+    """Adapt the pre-trained model to the target domain; returns the final teacher.
+
+    ``cfg`` is an :class:`AdaptConfig`, or a :class:`~srpose_lib.adapt.geometric.GeometricConfig`
+    (methods ``rec``, ``pseudo_rec``) whose ``recon`` (the pre-trained W + G) adds
+    λ_rec · L_rec to every iteration."""
+    from .geometric import GeometricConfig, RecTerm, head_weight
+
+    geometric = isinstance(cfg, GeometricConfig)
+    acfg = cfg.adapt if geometric else cfg
+    if geometric and recon is None:
+        raise ConfigError(f"method {cfg.method!r} needs the pre-trained W + G", "pass recon=... (Stages.adapted does)")
     device = torch.device(device)
     run_dir = Path(run_dir)
     tag = f"[{cfg.method} {cfg.task}]"
-    pcfg = cfg.pretrain
+    pcfg = acfg.pretrain
     sk = task_skeleton(cfg.task)
     K = sk.num_joints
     source = data.dataset(pcfg.benchmark, pcfg.data, "source", "train", augment=True)
@@ -101,22 +111,22 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
     h = pcfg.data.target.heatmap_size
     stride = S / h
     sigma = pcfg.data.target.sigma
-    loss_name = cfg.train.loss
+    loss_name = acfg.train.loss
     if loss_name != pcfg.train.loss:
         raise ConfigError(f"adaptation loss {loss_name!r} differs from the pre-training loss {pcfg.train.loss!r}",
                           "use the same heatmap loss in both stages (confidences depend on it)")
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(acfg.seed)
     student = build_pose_net(pcfg.model, K).to(device)
     teacher = build_pose_net(pcfg.model, K).to(device)
     student.load_state_dict(pretrained.state_dict)
     teacher.load_state_dict(pretrained.state_dict)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    optimizer = build_optimizer(student, cfg.train)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.train.milestones), cfg.train.lr_gamma)
+    optimizer = build_optimizer(student, acfg.train)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(acfg.train.milestones), acfg.train.lr_gamma)
     loss_fn = build_loss(loss_name)
-    gen = torch.Generator().manual_seed(cfg.seed + 7)
+    gen = torch.Generator().manual_seed(acfg.seed + 7)
     n_target = len(target_split)
     analysis = _Analysis(torch.zeros(n_target, K, dtype=torch.bool), torch.zeros(n_target, K, dtype=torch.bool))
     history: list[dict] = []
@@ -132,16 +142,19 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
         analysis = ckpt["analysis"]
         history = ckpt["history"]
         start_epoch = ckpt["epoch"] + 1
-        log(f"{tag} resuming after epoch {start_epoch}/{cfg.train.epochs} from {progress_path}")
+        log(f"{tag} resuming after epoch {start_epoch}/{acfg.train.epochs} from {progress_path}")
 
-    B = cfg.train.batch_size
-    iters = cfg.train.iters_per_epoch or max(1, n_target // B)
-    mtc = cfg.mean_teacher
+    rec = RecTerm(cfg, recon, target_split, acfg.train.lr, device) if geometric else None
+    if rec is not None and progress_path.exists():
+        rec.load_state(ckpt["recon"])
+    B = acfg.train.batch_size
+    iters = acfg.train.iters_per_epoch or max(1, n_target // B)
+    mtc = acfg.mean_teacher
     occ_size = max(1, round(mtc.occlude_size * S / 256))
     stylize = None
     if style_net is not None:
         from ..train.style import stylize
-    for epoch in range(start_epoch, cfg.train.epochs):
+    for epoch in range(start_epoch, acfg.train.epochs):
         t0 = time.perf_counter()
         student.train()
         teacher.train()  # UniFrame: the teacher's BatchNorm uses the statistics of its inputs
@@ -149,7 +162,7 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
         src_batches = _endless(source, B, gen, device)
         passes = -(-iters * B // n_target)  # enough shuffled passes over the target split
         order = torch.cat([torch.randperm(n_target, generator=gen) for _ in range(passes)])
-        bar = progress(range(iters), desc=f"{tag} epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
+        bar = progress(range(iters), desc=f"{tag} epoch {epoch + 1}/{acfg.train.epochs}", leave=False,
                        disable=not show_progress)
         for it in bar:
             src = next(src_batches)
@@ -161,13 +174,13 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
             teacher_inputs = views.teachers
             with torch.no_grad():
                 if stylize is not None:
-                    x_s, _ = stylize(style_net, x_s, views.teachers[0], cfg.style_aug.s2t_alpha,
-                                     cfg.style_aug.s2t_prob, gen)
-                    teacher_inputs = [stylize(style_net, v, x_s_original, cfg.style_aug.t2s_alpha,
-                                              cfg.style_aug.t2s_prob, gen)[0] for v in teacher_inputs]
+                    x_s, _ = stylize(style_net, x_s, views.teachers[0], acfg.style_aug.s2t_alpha,
+                                     acfg.style_aug.s2t_prob, gen)
+                    teacher_inputs = [stylize(style_net, v, x_s_original, acfg.style_aug.t2s_alpha,
+                                              acfg.style_aug.t2s_prob, gen)[0] for v in teacher_inputs]
                 base_hm = mt.teacher_in_base_frame([teacher(v) for v in teacher_inputs], views, stride)
                 labels = make_pseudo_labels(base_hm, loss_name, sigma, mtc.mask_ratio, sk, lifting)
-                terms = strategy_terms(labels, cfg.pseudo.strategy, analysis.combined)
+                terms = strategy_terms(labels, acfg.pseudo.strategy, analysis.combined)
                 centres = warp_keypoints(labels.coords2d * stride, views.base_to_student)
                 candidates = labels.conf2d >= mtc.occlude_thresh
                 student_input, _ = mt.occlude(views.student, centres, candidates, mtc.occlude_rate, occ_size, gen)
@@ -179,12 +192,25 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
                 pseudo_hm, weight = mt.student_targets(coords, views, h, sigma, stride)
                 loss_cons = loss_cons + mt.consistency_loss(out_t, pseudo_hm, mask & (weight > 0), loss_name)
             loss = loss_src + mtc.lambda_c * loss_cons
+            if rec is not None:  # + λ_rec L_rec (driving keypoints from the student, base from the teacher)
+                lam = rec.weight(epoch * iters + it)
+                loss_rec, _ = rec.loss(student, teacher, idx, gen)
+                if it % rec.rc.grad_every == 0 and loss_cons.requires_grad:
+                    w = head_weight(student)
+                    g_rec = torch.autograd.grad(lam * loss_rec, w, retain_graph=True)[0].norm()
+                    g_pl = torch.autograd.grad(mtc.lambda_c * loss_cons, w, retain_graph=True)[0].norm()
+                    stats.grad_ratios.append(float(g_rec / g_pl.clamp_min(1e-12)))
+                loss = loss + lam * loss_rec
+                stats.loss_rec += loss_rec.item()
+                stats.lam = lam
             if not torch.isfinite(loss):
                 raise TrainingError(f"{tag} the loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}",
-                                    f"lower train.lr (now {cfg.train.lr}); finished epochs are kept in {progress_path}")
+                                    f"lower train.lr (now {acfg.train.lr}); finished epochs are kept in {progress_path}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if rec is not None:
+                rec.step()
             mt.ema_update(teacher, student, mtc.ema)
             gt = warp_keypoints(target_split.keypoints[idx].to(device).float(), views.original_to_base) / stride
             stats.update(idx.cpu(), labels, terms, gt.cpu(), 0.05 * h, loss_src.item(), loss_cons.item())
@@ -193,16 +219,22 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
         scheduler.step()
         seconds = time.perf_counter() - t0
         record = stats.finish(analysis, epoch + 1, seconds, iters * B)
-        if (cfg.pseudo.strategy == "ours" and not analysis.combined
-                and record["overlap"] is not None and record["overlap"] >= cfg.pseudo.combine_overlap):
+        if (acfg.pseudo.strategy == "ours" and not analysis.combined
+                and record["overlap"] is not None and record["overlap"] >= acfg.pseudo.combine_overlap):
             analysis.combined = True
-            log(f"{tag} masks overlap {record['overlap']:.2f} >= {cfg.pseudo.combine_overlap}: combining them from now on")
+            log(f"{tag} masks overlap {record['overlap']:.2f} >= {acfg.pseudo.combine_overlap}: combining them from now on")
         record["combined"] = analysis.combined
-        record["val_pck"] = evaluate_pck(teacher, val, cfg.train.eval_batch_size, device).all
+        record["val_pck"] = evaluate_pck(teacher, val, acfg.train.eval_batch_size, device).all
+        if rec is not None:
+            record["loss_rec"] = stats.loss_rec / stats.steps
+            record["lambda_rec"] = stats.lam
+            record["grad_ratio"] = sum(stats.grad_ratios) / len(stats.grad_ratios) if stats.grad_ratios else None
         history.append(record)
-        log(f"{tag} epoch {epoch + 1}/{cfg.train.epochs}  loss {record['loss_src']:.3f} + {record['loss_cons']:.3f}  "
+        log(f"{tag} epoch {epoch + 1}/{acfg.train.epochs}  loss {record['loss_src']:.3f} + {record['loss_cons']:.3f}  "
             f"val PCK {record['val_pck']:5.1f}  labels correct {100 * record['correct']:.0f}%  "
             + (f"overlap {record['overlap']:.2f}  " if record["overlap"] is not None else "")
+            + (f"rec {record['loss_rec']:.4f} (λ {record['lambda_rec']:.2g}, keypoint-gradient ratio "
+               f"{record['grad_ratio'] if record['grad_ratio'] is not None else float('nan'):.2f})  " if rec is not None else "")
             + f"{record['images_per_s']:.0f} img/s  {seconds:.0f}s")
         atomic_write_json(run_dir / "history.json", {"method": cfg.method, "history": history})
         atomic_torch_save({
@@ -210,6 +242,7 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
             "student": student.state_dict(), "teacher": teacher.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "generator": gen.get_state(), "analysis": analysis, "history": history,
+            **({"recon": rec.state()} if rec is not None else {}),
         }, progress_path)
 
     state = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()}
@@ -228,6 +261,9 @@ class _EpochStats:
         self.wrong: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.right: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.loss_src = self.loss_cons = 0.0
+        self.loss_rec = 0.0
+        self.lam = 0.0
+        self.grad_ratios: list[float] = []
         self.steps = 0
 
     def update(self, idx, labels, terms, gt_cells, thresh_cells, loss_src, loss_cons):
@@ -279,6 +315,7 @@ def _endless(dataset, batch_size: int, gen: torch.Generator, device):
 def load_teacher(result: TrainResult, device="cpu") -> torch.nn.Module:
     """The adapted teacher of a :class:`TrainResult`, in eval mode."""
     cfg = result.config
+    cfg = getattr(cfg, "adapt", None) or cfg  # GeometricConfig: its pseudo-labelling part
     model = build_pose_net(cfg.pretrain.model, task_skeleton(cfg.task).num_joints)
     model.load_state_dict(result.state_dict)
     return model.to(device).eval()

@@ -1,0 +1,521 @@
+"""Geometric reconstruction in training: pairs, generator pre-training, diagnostics and the
+reconstruction term of the adaptation (supplementary §A; design in ``reference/reconstruction.md``).
+
+Stages (the supplementary: "the generator is pre-trained with predicted keypoints before
+applying the geometric reconstruction module"):
+
+* **R1, generator pre-training** (stage ``generator``): a frozen pose net predicts keypoints
+  on both images of every pair, and W + G learn to reconstruct the driving image from the
+  base image and those keypoints (L_rec, Adam). *Our choice* of that pose net
+  (``predictor``): the teacher of the adapted Baseline (the reference design's stage order:
+  supervised pre-training, pseudo-labelling, then R1), not the source-trained model. On the
+  benchmark's target images the source-trained model's keypoints are off by about 9 px at
+  64 px, and a warp driven by them reconstructs worse than no warp at all; W + G trained
+  under them learn to ignore keypoints. Pairs come from both domains (``domains``): target
+  pairs teach G the target's appearance, source pairs a warp that follows the keypoints.
+* **Diagnostics** (:func:`diagnose`), run on target validation pairs after every epoch and
+  checked before the reconstruction loss is switched on: (1) L_rec with the predicted keypoints
+  is clearly below L_rec with the identity warp (every region transform the identity, so D is
+  the identity field for any mask); (2) L_rec rises
+  monotonically when the driving keypoints are jittered by 1, 2, 4 px. A W + G that fails them
+  gives the pose net no keypoint signal.
+* **R2, +rec** (methods ``rec`` and ``pseudo_rec``): the mean teacher of the Baseline / +pseudo
+  with λ_rec · L_rec added. **Gradient routing**: the driving keypoints come from the student
+  (they carry the gradient), the base keypoints from the EMA teacher (detached), and every
+  pair is used in both directions. W + G are fine-tuned at ``finetune_lr_mult`` × the pose
+  net's learning rate (0 freezes them in eval mode). λ_rec ramps up linearly.
+
+Pairs: frames of one sequence up to ``max_gap`` apart and other views of the same instant
+(``split.pairs``); single images (no sequence) get a synthetic pair, a small random affine
+warp of the same image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import to_dict
+from ..data.transforms import affine_matrix, warp_images, warp_keypoints
+from ..errors import ConfigError, TrainingError, did_you_mean
+from ..keypoints import local_soft_argmax
+from ..models.reconstruction import ReconConfig, Reconstructor, recon_config
+from ..recon import geometry as geo
+from ..recon.losses import RecLossConfig, build_perceptual, reconstruction_loss
+from ..synth.domains import task_skeleton
+from ..train.cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from ..train.supervised import SupervisedConfig
+from ..utils import atomic_torch_save, atomic_write_json, progress
+
+GEOMETRIC_METHODS = {"rec": "baseline", "pseudo_rec": "pseudo"}  # method -> pseudo-labelling method
+
+
+# ----------------------------------------------------------------------------- keypoints
+
+
+def soft_keypoints(heatmaps: torch.Tensor, loss: str, stride: float, radius: int = 3) -> torch.Tensor:
+    """Differentiable keypoints (B, K, 2) in image pixels from pose-net outputs: local
+    soft-argmax of the unit-peak maps (MSE nets) or of the spatial softmax (KL nets, whose
+    outputs are logits)."""
+    maps = heatmaps.float()
+    if loss == "kl":
+        B, K, h, w = maps.shape
+        maps = torch.softmax(maps.flatten(2), -1).view(B, K, h, w)
+    return local_soft_argmax(maps, radius) * stride
+
+
+@torch.no_grad()
+def predict_keypoints(model: torch.nn.Module, images, loss: str, stride: float, batch_size: int = 256,
+                      device="cpu", radius: int = 3) -> torch.Tensor:
+    """Soft-argmax keypoints (N, K, 2), image pixels, of a frozen pose net on uint8 images."""
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(images), batch_size):
+        x = images[s:s + batch_size].to(device).float().div_(255.0)
+        out.append(soft_keypoints(model(x), loss, stride, radius).cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """Which images make a (base, driving) pair."""
+
+    max_gap: int = 2  # frames of one sequence at most this many positions apart
+    synthetic_rotation: float = 10.0  # single images: the base is a random affine warp (degrees)
+    synthetic_scale: float = 0.08  # ... zoom by exp(±scale)
+    synthetic_translate: float = 0.04  # ... shift by ±translate × the image side
+
+
+class PairTable:
+    """Partners of every image of a split (from ``split.pairs(max_gap)``), padded with −1."""
+
+    def __init__(self, split, max_gap: int):
+        n = len(split)
+        pairs = split.pairs(max_gap) if hasattr(split, "pairs") else torch.zeros(0, 2, dtype=torch.long)
+        self.pairs = pairs
+        count = torch.bincount(pairs[:, 0], minlength=n) if len(pairs) else torch.zeros(n, dtype=torch.long)
+        width = int(count.max()) if len(pairs) else 0
+        self.table = torch.full((n, max(width, 1)), -1, dtype=torch.long)
+        if len(pairs):
+            order = torch.argsort(pairs[:, 0], stable=True)
+            p = pairs[order]
+            start = torch.cumsum(count, 0) - count
+            slot = torch.arange(len(p)) - start[p[:, 0]]
+            self.table[p[:, 0], slot] = p[:, 1]
+        self.count = count
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def partners(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random partner of each image in ``idx`` (−1 where it has none)."""
+        c = self.count[idx]
+        pick = (torch.rand(len(idx), generator=generator) * c.clamp_min(1)).floor().long()
+        out = self.table[idx, pick.clamp_max(self.table.shape[1] - 1)]
+        return torch.where(c > 0, out, torch.full_like(out, -1))
+
+
+def synthetic_affines(n: int, cfg: PairConfig, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Small random affines (n, 2, 3), pixels, for single-image pairs."""
+    def u(lo, hi, shape=(n,)):
+        return lo + (hi - lo) * torch.rand(shape, generator=generator)
+
+    return affine_matrix(u(-cfg.synthetic_rotation, cfg.synthetic_rotation),
+                         torch.exp(u(-cfg.synthetic_scale, cfg.synthetic_scale)),
+                         u(-cfg.synthetic_translate, cfg.synthetic_translate, (n, 2)) * size,
+                         torch.zeros(n, dtype=torch.bool), size)
+
+
+def crop_motion(split, driving_idx: torch.Tensor, base_idx: torch.Tensor, size: int) -> torch.Tensor:
+    """The crop-to-crop motion (B, 2, 3), pixels, mapping a driving-crop pixel to the
+    base-crop pixel that shows the same frame pixel — what the background does between two
+    crops of one static camera. From the crop boxes (x0, y0, side) and the convention of
+    :mod:`srpose_lib.data.crops` (mirrored crops included); NaN where the two images do not
+    share a camera (another view or sequence, or no boxes)."""
+    B = len(driving_idx)
+    nan = torch.full((B, 2, 3), float("nan"))
+    boxes = getattr(split, "boxes", None)
+    if boxes is None:
+        return nan
+    bd, bb = boxes[driving_idx].double(), boxes[base_idx].double()
+    a = bd[:, 2] / bb[:, 2]
+    tx = 0.5 * a + (bd[:, 0] - bb[:, 0]) * size / bb[:, 2] - 0.5
+    ty = 0.5 * a + (bd[:, 1] - bb[:, 1]) * size / bb[:, 2] - 0.5
+    zero = torch.zeros_like(a)
+    m = torch.stack([torch.stack([a, zero, tx], -1), torch.stack([zero, a, ty], -1)], 1)
+    flipped = getattr(split, "flipped", None)
+    if flipped is not None:
+        mirror = torch.tensor([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]], dtype=m.dtype).expand(B, 2, 3)
+        fd, fb = flipped[driving_idx].bool(), flipped[base_idx].bool()
+        from ..data.transforms import compose_affine
+
+        m = torch.where(fd[:, None, None], compose_affine(m, mirror), m)
+        m = torch.where(fb[:, None, None], compose_affine(mirror, m), m)
+    seq = split.sequence
+    same = (seq[driving_idx] == seq[base_idx]) & (seq[driving_idx] >= 0)
+    view = getattr(split, "view", None)
+    if view is not None:
+        same &= view[driving_idx] == view[base_idx]
+    same &= torch.isfinite(m).all(-1).all(-1)
+    return torch.where(same[:, None, None], m.float(), nan)
+
+
+def pair_batch(split, table: PairTable, idx: torch.Tensor, cfg: PairConfig, generator, device,
+               keypoints: torch.Tensor | None = None) -> dict:
+    """Images (B, 3, S, S) in [0, 1] of driving images ``idx`` and their base partners;
+    images without a partner get a synthetic base (a small affine warp of themselves).
+    ``background`` (B, 2, 3) is the known crop-to-crop motion (:func:`crop_motion`; the
+    synthetic warp for synthetic bases). With ``keypoints`` (N, K, 2) (precomputed
+    predictions) also ``p_base``/``p_driving`` (the synthetic bases' keypoints moved by
+    their warp)."""
+    partner = table.partners(idx, generator)
+    real = partner >= 0
+    driving = split.images[idx].to(device).float().div_(255.0)
+    base_idx = torch.where(real, partner, idx)
+    base = split.images[base_idx].to(device).float().div_(255.0)
+    S = driving.shape[-1]
+    m = synthetic_affines(len(idx), cfg, S, generator).to(device)
+    synth = ~real.to(device)
+    if synth.any():
+        base = torch.where(synth[:, None, None, None], warp_images(driving, m, padding_mode="border"), base)
+    background = torch.where(synth[:, None, None].cpu(), m.cpu(), crop_motion(split, idx, base_idx, S)).to(device)
+    out = {"base": base, "driving": driving, "synthetic": synth, "affine": m, "base_index": base_idx.to(device),
+           "background": background}
+    if keypoints is not None:
+        pd = keypoints[idx].to(device)
+        pb = keypoints[base_idx].to(device)
+        out["p_driving"] = pd
+        out["p_base"] = torch.where(synth[:, None, None], warp_keypoints(pd, m), pb)
+    return out
+
+
+# ----------------------------------------------------------------------------- R1
+
+
+@dataclass(frozen=True)
+class GeneratorTrainConfig:
+    """Generator pre-training (R1): W + G on pairs, keypoints predicted by the frozen pose
+    net ``predictor``: an adaptation method's config (its final teacher; default the
+    Baseline's) or a supervised config (the pre-trained model)."""
+
+    predictor: object = field(default_factory=SupervisedConfig)  # AdaptConfig or SupervisedConfig
+    net: ReconConfig = ReconConfig()
+    loss: RecLossConfig = RecLossConfig()
+    pairs: PairConfig = PairConfig()
+    domains: tuple[str, ...] = ("source", "target")  # where the training pairs come from
+    epochs: int = 8
+    iters_per_epoch: int = 250
+    batch_size: int = 16
+    lr: float = 1e-3  # Adam (FOMM: 2e-4 at full size)
+    keypoint_radius: int = 3  # local soft-argmax window of the predicted keypoints
+    jitters: tuple[float, ...] = (1.0, 2.0, 4.0)  # px, diagnostic (2)
+    diag_pairs: int = 256  # target validation pairs for the diagnostics
+    max_ratio: float = 0.9  # diagnostic (1): L_rec(predicted) / L_rec(identity) must be below this
+    seed: int = 0
+
+    def __post_init__(self):
+        bad = [d for d in self.domains if d not in ("source", "target")]
+        if bad or not self.domains:
+            raise ConfigError(f"generator domains {self.domains} must be a non-empty subset of source, target")
+
+    @property
+    def pretrain(self) -> SupervisedConfig:
+        """The supervised config that fixes the data, network and targets."""
+        return getattr(self.predictor, "pretrain", self.predictor)
+
+    @property
+    def task(self) -> str:
+        return self.pretrain.task
+
+
+def build_recon(cfg: GeneratorTrainConfig) -> Reconstructor:
+    return Reconstructor(cfg.net, task_skeleton(cfg.task))
+
+
+def _stride(pcfg: SupervisedConfig) -> float:
+    return pcfg.benchmark.image_size / pcfg.data.target.heatmap_size
+
+
+def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predictor: torch.nn.Module,
+                    device: torch.device | str = "cpu", log: Callable[[str], None] = print,
+                    show_progress: bool = True, on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Pre-train W + G (resumable per epoch) with the keypoints of the frozen pose net
+    ``predictor``. Returns their weights; metrics hold the last epoch's diagnostics and
+    whether they pass."""
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    tag = f"[generator {cfg.task}]"
+    pcfg = cfg.pretrain
+    stride = _stride(pcfg)
+    pose = predictor.to(device).eval()
+    splits = {d: data.split(pcfg.benchmark, d, "train") for d in cfg.domains}
+    val = data.split(pcfg.benchmark, "target", "val")
+    log(f"{tag} predicting the keypoints of the training pairs with the frozen predictor")
+    kps = {d: predict_keypoints(pose, s.images, pcfg.train.loss, stride, pcfg.train.eval_batch_size, device,
+                                cfg.keypoint_radius) for d, s in splits.items()}
+    tables = {d: PairTable(s, cfg.pairs.max_gap) for d, s in splits.items()}
+    diag = diagnostic_pairs(val, pose, cfg, stride, device)
+
+    torch.manual_seed(cfg.seed)
+    net = build_recon(cfg).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, int(0.75 * cfg.epochs))], 0.1)
+    perceptual = build_perceptual(cfg.loss)
+    perceptual = perceptual.to(device) if perceptual is not None else None
+    gen = torch.Generator().manual_seed(cfg.seed + 11)
+    history: list[dict] = []
+    start = 0
+    progress_path = run_dir / "progress.pt"
+    if progress_path.exists():
+        ckpt = load_checkpoint(progress_path, "generator", cfg)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        gen.set_state(ckpt["generator"])
+        history, start = ckpt["history"], ckpt["epoch"] + 1
+        log(f"{tag} resuming after epoch {start}/{cfg.epochs} from {progress_path}")
+    domains = list(cfg.domains)
+    for epoch in range(start, cfg.epochs):
+        net.train()
+        t0 = time.perf_counter()
+        losses = []
+        bar = progress(range(cfg.iters_per_epoch), desc=f"{tag} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       disable=not show_progress)
+        for it in bar:
+            parts = []
+            for j, d in enumerate(domains):  # the batch is split evenly between the domains
+                n = cfg.batch_size // len(domains) + (1 if j < cfg.batch_size % len(domains) else 0)
+                idx = torch.randint(len(splits[d]), (n,), generator=gen)
+                parts.append(pair_batch(splits[d], tables[d], idx, cfg.pairs, gen, device, kps[d]))
+            b = {k: torch.cat([p[k] for p in parts]) for k in ("base", "driving", "p_base", "p_driving", "background")}
+            out = net(b["base"], b["p_base"], b["p_driving"], b["background"])
+            loss = reconstruction_loss(out["prediction"], b["driving"], cfg.loss, perceptual)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{tag} the reconstruction loss became {loss.item()} at epoch {epoch + 1}",
+                                    f"lower generator lr (now {cfg.lr}); finished epochs are kept in {progress_path}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if on_iteration is not None:
+                on_iteration(epoch, it)
+        sched.step()
+        seconds = time.perf_counter() - t0
+        d = diagnose(net, diag, cfg, perceptual)
+        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "seconds": seconds, **d}
+        history.append(record)
+        log(f"{tag} epoch {epoch + 1}/{cfg.epochs}  loss {record['loss']:.4f}  val: predicted {d['loss_predicted']:.4f}"
+            f" / identity {d['loss_identity']:.4f} = {d['ratio']:.2f} (static subject {d['loss_static']:.4f})  jitter "
+            + " ".join(f"{j:g}px {v:.4f}" for j, v in zip(cfg.jitters, d["loss_jitter"]))
+            + f"  (ground truth {d['loss_truth']:.4f})"
+            + f"  {'passes' if d['passes'] else 'FAILS'}  {seconds:.0f}s")
+        atomic_write_json(run_dir / "history.json", {"stage": "generator", "history": history})
+        atomic_torch_save({"format_version": FORMAT_VERSION, "stage": "generator", "config": to_dict(cfg),
+                           "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(), "generator": gen.get_state(), "history": history},
+                          progress_path)
+    last = history[-1]
+    metrics = {k: last[k] for k in ("loss", "loss_predicted", "loss_identity", "ratio", "passes")}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    return TrainResult("generator", cfg, state, history, metrics, run_dir)
+
+
+def load_reconstructor(result: TrainResult, device="cpu") -> Reconstructor:
+    """The pre-trained W + G of a generator :class:`TrainResult`, in eval mode."""
+    net = build_recon(result.config)
+    net.load_state_dict(result.state_dict)
+    return net.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+
+def diagnostic_pairs(split, pose: torch.nn.Module, cfg: GeneratorTrainConfig, stride: float, device) -> dict:
+    """A fixed set of target validation pairs with the pose net's predicted keypoints."""
+    table = PairTable(split, cfg.pairs.max_gap)
+    gen = torch.Generator().manual_seed(1234)
+    idx = torch.randperm(len(split), generator=gen)[:cfg.diag_pairs]
+    kp = predict_keypoints(pose, split.images, cfg.pretrain.train.loss, stride, 256, device, cfg.keypoint_radius)
+    b = pair_batch(split, table, idx, cfg.pairs, gen, device, kp)
+    b["truth_driving"] = split.keypoints[idx].float().to(device)
+    b["truth_base"] = torch.where(b["synthetic"][:, None, None], warp_keypoints(b["truth_driving"], b["affine"]),
+                                  split.keypoints[b["base_index"].cpu()].float().to(device))
+    b["jitter_seed"] = 99
+    return b
+
+
+@torch.no_grad()
+def diagnose(net: Reconstructor, pairs: dict, cfg: GeneratorTrainConfig, perceptual=None, batch_size: int = 64) -> dict:
+    """The two diagnostics on fixed pairs, with W + G in eval mode: L_rec with the predicted
+    keypoints, with the identity warp (D = identity), the ratio of the two, with a static
+    subject (driving keypoints := base keypoints: only the crop moves), L_rec under driving-keypoint jitter of each of ``cfg.jitters`` px, and whether
+    (1) ratio < ``max_ratio`` and (2) the jitter curve rises monotonically from 0 px."""
+    was = net.training
+    net.eval()
+    S = pairs["base"].shape[-1]
+
+    def loss_with(p_driving, p_base=None, identity=False):
+        p_base = pairs["p_base"] if p_base is None else p_base
+        total = 0.0
+        n = len(p_driving)
+        for s in range(0, n, batch_size):
+            sl = slice(s, s + batch_size)
+            out = net(pairs["base"][sl], p_base[sl], p_driving[sl], pairs["background"][sl], identity=identity)
+            total += float(reconstruction_loss(out["prediction"], pairs["driving"][sl], cfg.loss, perceptual,
+                                               reduction="none").sum())
+        return total / n
+
+    pd = pairs["p_driving"]
+    predicted = loss_with(pd)
+    identity = loss_with(pd, identity=True)
+    static = loss_with(pairs["p_base"])  # the subject does not move, only the crop
+    gen = torch.Generator().manual_seed(pairs["jitter_seed"])
+    jittered = [loss_with(normal_jitter(pd, j, gen)) for j in cfg.jitters]
+    curve = [predicted] + jittered
+    monotone = all(b > a for a, b in zip(curve, curve[1:]))
+    ratio = predicted / max(identity, 1e-12)
+    out = {"loss_predicted": predicted, "loss_identity": identity, "loss_static": static, "ratio": ratio,
+           "ratio_static": predicted / max(static, 1e-12), "loss_jitter": jittered,
+           "monotone": monotone, "passes": bool(monotone and ratio < cfg.max_ratio)}
+    if "truth_base" in pairs:  # analysis only: the same W + G driven by ground-truth keypoints
+        out["loss_truth"] = loss_with(pairs["truth_driving"], pairs["truth_base"])
+    net.train(was)
+    return out
+
+
+def normal_jitter(keypoints_px: torch.Tensor, pixels: float, generator: torch.Generator) -> torch.Tensor:
+    """Keypoints (B, K, 2) each moved by exactly ``pixels`` px in a random direction."""
+    angle = torch.rand(keypoints_px.shape[:-1], generator=generator).to(keypoints_px.device) * (2 * math.pi)
+    return keypoints_px + pixels * torch.stack([torch.cos(angle), torch.sin(angle)], -1)
+
+
+# ----------------------------------------------------------------------------- R2
+
+
+@dataclass(frozen=True)
+class RecTermConfig:
+    """The reconstruction term of the adaptation (R2)."""
+
+    weight: float = 1.0  # λ_rec
+    ramp_iters: int = 500  # λ_rec rises linearly from 0 over these iterations
+    batch_size: int = 8  # target pairs per iteration, each used in both directions
+    finetune_lr_mult: float = 0.1  # W + G learning rate / the pose net's (0: frozen, eval mode)
+    keypoint_radius: int = 3
+    require_diagnostics: bool = True  # refuse to train when the pre-trained W + G fails its diagnostics
+    grad_every: int = 50  # measure the keypoint-gradient ratio of λ·L_rec to L_pl every this many iterations
+
+
+@dataclass(frozen=True)
+class GeometricConfig:
+    """An adaptation method with the reconstruction term: ``rec`` (Baseline + rec) or
+    ``pseudo_rec`` (+pseudo + rec). ``adapt`` is the pseudo-labelling method's config."""
+
+    method: str = "rec"
+    adapt: object = None  # AdaptConfig of the pseudo-labelling part
+    generator: GeneratorTrainConfig = field(default_factory=GeneratorTrainConfig)
+    rec: RecTermConfig = RecTermConfig()
+
+    def __post_init__(self):
+        if self.method not in GEOMETRIC_METHODS:
+            raise ConfigError(f"unknown geometric method {self.method!r}", did_you_mean(self.method, GEOMETRIC_METHODS))
+        if getattr(self.adapt, "method", None) != GEOMETRIC_METHODS[self.method]:
+            raise ConfigError(f"method {self.method!r} adds reconstruction to {GEOMETRIC_METHODS[self.method]!r}",
+                              "build the config with presets.config_for")
+
+    @property
+    def task(self) -> str:
+        return self.adapt.task
+
+
+class RecTerm:
+    """λ_rec · L_rec of one adaptation iteration, with its own W + G optimiser."""
+
+    def __init__(self, cfg: GeometricConfig, net: Reconstructor, split, pose_lr: float, device):
+        self.cfg = cfg
+        self.rc = cfg.rec
+        self.net = net.to(device)
+        self.split = split
+        self.table = PairTable(split, cfg.generator.pairs.max_gap)
+        self.device = device
+        pcfg = cfg.adapt.pretrain
+        self.stride = _stride(pcfg)
+        self.loss_name = pcfg.train.loss
+        self.finetune = self.rc.finetune_lr_mult > 0
+        for p in net.parameters():
+            p.requires_grad_(self.finetune)
+        self.opt = torch.optim.Adam(net.parameters(), lr=pose_lr * self.rc.finetune_lr_mult,
+                                    betas=(0.5, 0.999)) if self.finetune else None
+        perceptual = build_perceptual(cfg.generator.loss)
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+
+    def weight(self, step: int) -> float:
+        ramp = min(1.0, (step + 1) / self.rc.ramp_iters) if self.rc.ramp_iters > 0 else 1.0
+        return self.rc.weight * ramp
+
+    def loss(self, student, teacher, idx: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_rec on ``batch_size`` pairs of target images ``idx`` used both ways, and the
+        student's heatmaps it differentiates (for the gradient-ratio log)."""
+        self.net.train(self.finetune)
+        idx = idx[:self.rc.batch_size].cpu()
+        b = pair_batch(self.split, self.table, idx, self.cfg.generator.pairs, generator, self.device)
+        images = torch.cat([b["base"], b["driving"]])
+        heat = student(images).float()
+        p_student = soft_keypoints(heat, self.loss_name, self.stride, self.rc.keypoint_radius)
+        with torch.no_grad():
+            p_teacher = soft_keypoints(teacher(images).float(), self.loss_name, self.stride, self.rc.keypoint_radius)
+        n = len(idx)
+        base = torch.cat([b["base"], b["driving"]])
+        driving = torch.cat([b["driving"], b["base"]])
+        p_base = torch.cat([p_teacher[:n], p_teacher[n:]])
+        p_driving = torch.cat([p_student[n:], p_student[:n]])
+        bg = torch.cat([b["background"], invert_background(b["background"])])
+        out = self.net(base, p_base.detach(), p_driving, bg)
+        return reconstruction_loss(out["prediction"], driving, self.cfg.generator.loss, self.perceptual), heat
+
+    def step(self):
+        if self.opt is not None:
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+
+    def state(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict() if self.opt else None}
+
+    def load_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        if self.opt is not None and state["opt"] is not None:
+            self.opt.load_state_dict(state["opt"])
+
+
+def invert_background(m: torch.Tensor) -> torch.Tensor:
+    """The reverse direction's crop motion (NaN stays NaN)."""
+    from ..data.transforms import invert_affine
+
+    known = torch.isfinite(m).all(-1).all(-1)
+    inv = invert_affine(torch.nan_to_num(m) + (~known)[:, None, None] * torch.eye(2, 3, device=m.device))
+    return torch.where(known[:, None, None], inv, m)
+
+
+def check_diagnostics(generator_result: TrainResult, cfg: GeometricConfig) -> None:
+    """Refuse +rec training on a W + G that gives no keypoint signal."""
+    m = generator_result.metrics
+    if cfg.rec.require_diagnostics and not m.get("passes", False):
+        raise TrainingError(
+            f"the pre-trained W + G of {cfg.task} fails its diagnostics (L_rec ratio to the identity warp "
+            f"{m.get('ratio', float('nan')):.2f}, jitter curve monotone: {generator_result.history[-1].get('monotone')}): "
+            "its reconstruction loss would give the pose net no keypoint signal",
+            "pre-train it longer (generator.epochs / iters_per_epoch) or set rec.require_diagnostics=False")
+
+
+def head_weight(model: torch.nn.Module) -> torch.Tensor:
+    """The pose net's last layer weight (the keypoint-gradient probe)."""
+    return model.head.weight
