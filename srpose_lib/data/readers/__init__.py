@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DATASETS", "RawSample", "dataset_info", "tll_split"]
+__all__ = ["DATASETS", "RawSample", "dataset_info", "project", "tll_split"]
 
 
 @dataclass
@@ -58,6 +58,15 @@ class RawSample:
     flip: bool = False
     image_size: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
+
+
+def project(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection of camera points ``xyz`` (..., K, 3) with intrinsics ``K``
+    (..., 3, 3), batched (FreiHAND's ``projectPoints``; Human3.6M's and 3DPW's cameras).
+    Points at depth 0 give inf/NaN, without a warning."""
+    uv = np.einsum("...ij,...kj->...ki", K, xyz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return uv[..., :2] / uv[..., 2:]
 
 
 def tll_split(n: int, seed: int = 42, cap: int = 3200) -> tuple[list[int], list[int]]:
