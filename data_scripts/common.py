@@ -15,7 +15,8 @@ A dataset script defines a :class:`DatasetScript` and calls :func:`run`::
 ``verify(raw_dir)`` a dict with a ``missing`` list (empty when the release is complete) and
 any counts worth printing, ``find(raw_dir)`` returns the folder the samples' ``image`` paths
 are relative to and raises :class:`DataError` when the release is not there. ``options`` adds dataset-specific command-line options (argparse keyword dicts)
-passed to ``read``.
+passed to ``read``; ``loader`` decodes a sample's image where it is not a file (SURREAL's
+video frames); ``read_progress`` passes ``show_progress`` to a ``read`` that reads many files.
 
 Exit codes of :func:`run`: 0 done (or ``--check``: prepared and complete), 1 ``--check``
 found the dataset missing or incomplete, 2 a :class:`DataError` (printed with its fix),
@@ -310,6 +311,8 @@ class DatasetScript:
     # how a sample's image is decoded: (root, sample, fix) -> uint8 (3, H, W); the default
     # decodes the file root / sample.image (a video-frame dataset passes its own)
     loader: Callable[[Path, RawSample, str], object] | None = None
+    # read(raw, ..., show_progress=...) shows its own bar (it reads many annotation files)
+    read_progress: bool = False
 
     @property
     def info(self) -> dict:
@@ -511,7 +514,7 @@ def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) ->
           + ", ".join(f"{k} {v}" for k, v in report.items() if k not in ("missing", "root")))
     options = {k.lstrip("-").replace("-", "_"): getattr(args, k.lstrip("-").replace("-", "_"))
                for k in script.options}
-    splits = script.read(raw, **options)
+    splits = script.read(raw, **options, **({"show_progress": show_progress} if script.read_progress else {}))
     counts = {k: len(v) for k, v in splits.items()}
     print(f"{script.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} samples to prepare")
     expected = info.get("expected_counts")

@@ -1,9 +1,10 @@
 """Readers of the real datasets' official raw layouts, and the registry of those datasets.
 
-Each reader module (``rhd``, ``h3d``, ``freihand``, ``mvhand``, and the body datasets')
-turns an official release into ordered :class:`RawSample` lists per split, already mapped
-to Hand21 or Body16; ``data_scripts/<script>.py`` writes them into the prepared format
-(:mod:`srpose_lib.data.prepared`), which is what training reads.
+Each reader module (``rhd``, ``h3d``, ``freihand``, ``mvhand``; ``surreal``, ``human36m``,
+``lsp``, ``pw3d``) turns an official release into ordered :class:`RawSample` lists per split,
+already mapped to Hand21 or Body16 (``files`` loads the releases' file formats, ``smpl``
+holds SMPL's joints and their maps); ``data_scripts/<script>.py`` writes them into the
+prepared format (:mod:`srpose_lib.data.prepared`), which is what training reads.
 
 Folders under ``DATA_DIR`` (the convention every script follows):
 
@@ -187,10 +188,37 @@ HAND_DATASETS: dict[str, dict] = {
 }
 
 # ============================================================================ body datasets
-# body datasets: added by the body engineer
-# (SURREAL, Human3.6M, LSP, 3DPW: same keys as the hand entries above)
 
-BODY_DATASETS: dict[str, dict] = {}
+BODY_DATASETS: dict[str, dict] = {
+    "surreal": {
+        "name": "surreal",
+        "title": "SURREAL (Varol et al., CVPR 2017)",
+        "skeleton": "body16",
+        "role": "source",
+        "licence": "non-commercial scientific research only; no reproduction or redistribution "
+                   "(SURREAL licence, accepted to get the download credentials); cite the paper",
+        "size": "SURREAL_v1.tar.gz, 86 GB with depth/segmentation; the .mp4 (3.3 GB) and "
+                "_info.mat (3.8 GB) files are all srpose needs",
+        "homepage": "https://www.di.ens.fr/willow/research/surreal/data/",
+        "downloads": [],
+        "manual_reason": "the files need the personal credentials SURREAL sends once you accept its licence",
+        "manual": ("accept the licence on https://www.di.ens.fr/willow/research/surreal/data/ to get "
+                   "credentials, then download SURREAL_v1.tar.gz, or only the *.mp4 and *_info.mat "
+                   "files with github.com/gulvarol/surreal's download/download_surreal.sh (edit its "
+                   "modality loop to '.mp4' '_info.mat'), into DATA_DIR/raw/surreal/ so that "
+                   "DATA_DIR/raw/surreal/cmu/train/run0/<sequence>/<sequence>_c0001.mp4 and "
+                   "..._c0001_info.mat exist (SURREAL/data/cmu/ below it, as the script writes "
+                   "it, is found too). Decoding the videos needs PyAV (`pip install av==18.1.0`)"),
+        "raw_layout": ["cmu/{train,val,test}/run{0,1,2}/<sequence>/<sequence>_c%04d.mp4",
+                       "cmu/{train,val,test}/run{0,1,2}/<sequence>/<sequence>_c%04d_info.mat"],
+        # clips in SURREAL's download lists (files_cmu_{val,test}.mp4.txt); train's list not checked
+        "raw_counts": {"cmu/val": 507, "cmu/test": 12528},
+        "expected_counts": None,  # depend on srpose's frame step and the clips' lengths
+        "counts_verified": False,
+        "script": "surreal",
+        "reader": "surreal",
+    },
+}
 
 # ============================================================================ registry
 

@@ -1,0 +1,304 @@
+"""Body readers on fixtures written in each official release's on-disk format: SURREAL
+(``_info.mat`` + an H.264 ``.mp4``), Human3.6M (G. Moon's ``Human36M_subject{N}_*.json`` +
+images), LSP (``joints.mat`` + images) and 3DPW (a Python-2 latin1 pickle + images).
+
+Every fixture shows one asymmetric person: the **left wrist raised** above the head, the
+right arm down. Each image is black with a red dot at the joint that should land in a
+known Body16 slot and green dots at the other joints, so a prepared crop shows whether that
+joint landed where its keypoint says, and in the slot it should.
+
+What "left" means per dataset (see the readers): Human3.6M, LSP and 3DPW name the person's
+own left (a real camera: a person facing it shows the left wrist on the image's right).
+SURREAL's camera is a reflection, so TLL's map crosses SMPL's left into Body16's right:
+SMPL's L-wrist is stored as ``r_wrist``, and in the image it is where a real person's right
+wrist would be."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from PIL import Image
+
+from srpose_lib.data.prepared import load_prepared, prepared_dir
+from srpose_lib.data.readers import smpl, surreal, tll_split
+from srpose_lib.errors import DataError
+from srpose_lib.skeletons import BODY16
+from test_readers_hands import CROP, dot_image, prepare, project, red_peak
+
+R_WRIST, L_WRIST = BODY16.index("r_wrist"), BODY16.index("l_wrist")
+SMPL_L_WRIST = smpl.NAMES.index("l_wrist")
+
+
+# ----------------------------------------------------------------------------- the person
+
+
+def smpl24_body(t: int = 0) -> np.ndarray:
+    """SMPL-24 joints in metres of a person standing upright (up = +y), facing +z, its
+    left side at +x (a right-handed body: ``smpl.chirality`` > 0). The left arm is raised
+    (the left wrist is the highest joint), the right arm hangs; ``t`` lifts it a little."""
+    j = {
+        "pelvis": (0.0, 0.95, 0.0), "l_hip": (0.09, 0.9, 0.0), "r_hip": (-0.09, 0.9, 0.0),
+        "spine1": (0.0, 1.05, 0.0), "l_knee": (0.1, 0.5, 0.02), "r_knee": (-0.1, 0.5, 0.02),
+        "spine2": (0.0, 1.15, 0.0), "l_ankle": (0.1, 0.08, 0.0), "r_ankle": (-0.1, 0.08, 0.0),
+        "spine3": (0.0, 1.25, 0.0), "l_foot": (0.11, 0.02, 0.12), "r_foot": (-0.11, 0.02, 0.12),
+        "neck": (0.0, 1.5, 0.0), "l_collar": (0.07, 1.42, 0.0), "r_collar": (-0.07, 1.42, 0.0),
+        "head": (0.0, 1.65, 0.02), "l_shoulder": (0.18, 1.42, 0.0), "r_shoulder": (-0.18, 1.42, 0.0),
+        "l_elbow": (0.3, 1.62, 0.0), "r_elbow": (-0.2, 1.15, 0.0), "l_wrist": (0.36, 1.85, 0.0),
+        "r_wrist": (-0.22, 0.9, 0.05), "l_hand": (0.38, 1.93, 0.0), "r_hand": (-0.23, 0.82, 0.05),
+    }
+    out = np.array([j[n] for n in smpl.NAMES])
+    out[smpl.NAMES.index("l_wrist"), 1] += 0.02 * t
+    return out
+
+
+# H36M-17 (Moon) joints taken from the SMPL body
+H36M_FROM_SMPL = {0: "pelvis", 1: "r_hip", 2: "r_knee", 3: "r_ankle", 4: "l_hip", 5: "l_knee", 6: "l_ankle",
+                  7: "spine2", 8: "neck", 11: "l_shoulder", 12: "l_elbow", 13: "l_wrist", 14: "r_shoulder",
+                  15: "r_elbow", 16: "r_wrist"}
+H36M_L_WRIST = 13
+# LSP-14 joints taken from the SMPL body (13: head top = head)
+LSP_FROM_SMPL = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow", "r_shoulder",
+                 "l_shoulder", "l_elbow", "l_wrist", "neck", "head")
+LSP_L_WRIST = 11
+
+
+def h36m17(body: np.ndarray) -> np.ndarray:
+    j = np.zeros((17, 3))
+    for k, name in H36M_FROM_SMPL.items():
+        j[k] = body[smpl.NAMES.index(name)]
+    head = body[smpl.NAMES.index("head")]
+    j[9] = head + (0.0, -0.05, 0.08)  # nose
+    j[10] = head + (0.0, 0.1, 0.0)  # head
+    return j
+
+
+def facing_camera(distance: float, height: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """A real camera (rotation with det +1) ``distance`` m in front of the person, looking
+    at it: ``x_cam = R X + t``; image x grows towards the person's left."""
+    R = np.diag([1.0, -1.0, -1.0])
+    C = np.array([0.0, height, distance])
+    return R, -R @ C
+
+
+def intrinsics(f: float, W: int, H: int) -> np.ndarray:
+    return np.array([[f, 0.0, W / 2], [0.0, f, H / 2], [0.0, 0.0, 1.0]])
+
+
+def save_image(path: Path, size, kp: np.ndarray, red: int, radius=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(dot_image(size, kp[red], np.delete(kp, red, 0), radius)).save(path, quality=95)
+
+
+def assert_dot_at(crop: torch.Tensor, keypoint, tol: float = 1.5) -> None:
+    x, y = red_peak(crop)
+    assert abs(x - float(keypoint[0])) <= tol and abs(y - float(keypoint[1])) <= tol, ((x, y), keypoint)
+
+
+def assert_geometry(sp, i: int, tol: float = 0.05) -> None:
+    """The crop's 3D keypoints project through the crop intrinsics onto its 2D keypoints."""
+    uv = project(sp.keypoints3d[i].double().numpy(), sp.intrinsics[i].double().numpy())
+    assert np.allclose(uv, sp.keypoints[i].numpy(), atol=tol)
+
+
+# ----------------------------------------------------------------------------- SURREAL
+
+
+def _surreal_world(body: np.ndarray, shift: float) -> np.ndarray:
+    """The body in SURREAL's world (up = -Y; a proper rotation), facing the camera at
+    +X, ``shift`` m along Z."""
+    M = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])  # det +1
+    return body @ M.T + (0.0, 0.0, -1.93 + shift)
+
+
+CAM_LOC = np.array([6.745622, -0.983883, -1.929299])  # the repository sample's camLoc
+
+
+def _surreal_clip(T: int) -> tuple[np.ndarray, np.ndarray]:
+    """joints2D (2, 24, T) (whole pixels, as SURREAL stores them) and joints3D (3, 24, T)."""
+    world = np.stack([_surreal_world(smpl24_body(t), 0.03 * t) for t in range(T)])
+    cam = surreal.world_to_camera(world, CAM_LOC)
+    j2 = np.round(project(cam, surreal.INTRINSICS))
+    return j2.transpose(2, 1, 0).astype(np.float32), world.transpose(2, 1, 0).astype(np.float32)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray]) -> None:
+    """An H.264 video as SURREAL's (PyAV; MPEG-4 part 2 where the wheel lacks libx264)."""
+    av = pytest.importorskip("av")
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height = surreal.IMAGE_SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10"} if codec == "libx264" else {}
+        if codec == "mpeg4":
+            stream.bit_rate = 4_000_000
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+# clips per folder: (run, sequence, clip number, frames)
+SURREAL_CLIPS = {
+    "train": [(0, "01_01", 1, 20), (0, "01_01", 2, 20), (1, "02_03", 1, 20), (2, "ung_104_46", 4, 20)],
+    "val": [(0, "107_02", 3, 20)],
+    "test": [(0, "05_01", 1, 20), (1, "05_01", 2, 20), (2, "06_02", 1, 20)],
+}
+
+
+def write_surreal(raw: Path, videos: bool = True, clips=SURREAL_CLIPS) -> None:
+    """cmu/<split>/run<k>/<seq>/<seq>_c%04d{.mp4,_info.mat} for the clips above."""
+    for split, items in clips.items():
+        for run, seq, c, T in items:
+            folder = raw / "cmu" / split / f"run{run}" / seq
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{seq}_c{c:04d}"
+            j2, j3 = _surreal_clip(T)
+            if T == 1:  # MATLAB drops a trailing singleton dimension (scipy would keep it)
+                j2, j3 = j2[..., 0], j3[..., 0]
+            info = {"joints2D": j2, "joints3D": j3, "camLoc": CAM_LOC.reshape(3, 1).astype(np.float32),
+                    "sequence": name, "clipNo": np.uint8(c), "source": "cmu", "stride": np.uint8(50),
+                    "camDist": np.float32(7.69), "gender": np.ones((T, 1), np.uint8),
+                    "zrot": np.zeros((T, 1), np.float32), "pose": np.zeros((72, T), np.float32),
+                    "shape": np.zeros((10, T), np.float32)}
+            scipy.io.savemat(folder / f"{name}_info.mat", info)
+            if videos:
+                kp = j2.reshape(2, 24, T).transpose(2, 1, 0)
+                write_mp4(folder / f"{name}.mp4",
+                          [dot_image(surreal.IMAGE_SIZE, kp[t, SMPL_L_WRIST],
+                                     np.delete(kp[t], SMPL_L_WRIST, 0), radius=2) for t in range(T)])
+
+
+def test_surreal_cross_camera_and_split(tmp_path):
+    write_surreal(tmp_path, videos=False)
+    splits = surreal.read(tmp_path)
+    # per folder, every 10th frame: train 4 clips x 2, val 2, test 3 x 2; TLL's rule per folder
+    canonical = {k: [f"cmu/{k}/run{r}/{s}/{s}_c{c:04d}.mp4#{f:04d}" for r, s, c, T in v for f in range(0, T, 10)]
+                 for k, v in SURREAL_CLIPS.items()}
+    train, _ = tll_split(8)
+    _, test = tll_split(6)
+    assert [s.name for s in splits["train"]] == [canonical["train"][i] for i in sorted(train)]
+    assert [s.name for s in splits["test"]] == [canonical["test"][i] for i in sorted(test)]
+    assert [s.name for s in splits["val"]] == canonical["val"]
+    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (7, 2, 1)
+    s = splits["train"][0]
+    assert s.visible.all() and s.image_size == (320, 240) and np.allclose(s.intrinsics, surreal.INTRINSICS)
+    assert s.image == s.name.split("#")[0] and (s.subject, s.view) == (-1, -1)
+    assert sorted({(x.sequence, x.frame) for x in splits["val"]}) == [(0, 0), (0, 10)]
+    # TLL's cross: SMPL's L-wrist (the raised one) is stored as Body16's r_wrist
+    info = tmp_path / "cmu" / "train" / "run0" / "01_01" / "01_01_c0001_info.mat"
+    j2, j3, cam_loc = surreal.load_clip(info)
+    first = next(x for x in splits["train"] if x.image.endswith("01_01_c0001.mp4") and x.frame == 0)
+    assert np.array_equal(first.keypoints2d[R_WRIST], j2[0, SMPL_L_WRIST])
+    assert int(first.keypoints2d[:, 1].argmin()) == R_WRIST  # the highest joint of the image
+    # ...and SURREAL's camera mirrors: the body is right-handed in the world, left-handed
+    # in camera coordinates, so its L-wrist looks like a right wrist in the image
+    cam = surreal.world_to_camera(j3, cam_loc)
+    assert (smpl.chirality(j3) > 0).all() and (smpl.chirality(cam) < 0).all()
+    assert np.linalg.det(surreal.WORLD_TO_CAMERA) == pytest.approx(-1.0)
+    # 3D = camera coordinates; the released whole-pixel joints2D are within 0.5 px of them
+    assert np.abs(project(first.keypoints3d, surreal.INTRINSICS) - first.keypoints2d).max() <= 0.5 + 1e-4
+    assert np.allclose(first.keypoints3d, smpl.to_body16(cam[0], crossed=True))
+
+
+def test_surreal_one_frame_clip_every_and_the_download_scripts_layout(tmp_path):
+    clips = {"train": [(0, "01_01", 1, 1)], "val": [(0, "02_01", 1, 7)], "test": [(0, "03_01", 1, 1)]}
+    root = tmp_path / "SURREAL" / "data"  # where download_surreal.sh's wget -m puts cmu/
+    write_surreal(root, videos=False, clips=clips)
+    assert surreal.find_root(tmp_path) == root
+    mat = scipy.io.loadmat(root / "cmu" / "train" / "run0" / "01_01" / "01_01_c0001_info.mat")
+    assert mat["joints2D"].shape == (2, 24)  # MATLAB's format drops the trailing 1
+    splits = surreal.read(tmp_path, every=3)
+    assert [s.frame for s in splits["val"]] == [0, 3, 6] and len(splits["train"]) == 1
+
+
+def test_surreal_prepared_round_trip_and_pairs(tmp_path):
+    write_surreal(tmp_path / "raw" / "surreal")
+    assert prepare("surreal", tmp_path, "--every", "5") == 0
+    sp = load_prepared(tmp_path, "surreal", "train")
+    meta = json.loads((prepared_dir(tmp_path, "surreal") / "meta.json").read_text())
+    n = 4 * 4  # 4 clips x frames 0, 5, 10, 15
+    assert meta["splits"] == {"train": n - int(0.2 * n), "val": 4, "test": int(0.2 * 12)}
+    for i in (0, len(sp) - 1):
+        assert_dot_at(sp.images[i], sp.keypoints[i, R_WRIST])  # the red L-wrist is in the r_wrist slot
+        assert_geometry(sp, i, tol=0.5 * CROP / float(sp.boxes[i, 2]) + 1e-3)
+    assert bool(sp.visible.all()) and not bool(sp.flipped.any())
+    # the 1.5x box of the 16 keypoints, inside the 320 x 240 frame
+    x0, y0, side = sp.boxes[0].tolist()
+    assert x0 >= 0 and y0 >= 0 and x0 + side <= 320 and y0 + side <= 240
+    # consecutive kept frames of a clip are pairs, never across clips
+    pairs = sp.pairs(max_gap=1)
+    assert len(pairs) > 0 and bool((sp.sequence[pairs[:, 0]] == sp.sequence[pairs[:, 1]]).all())
+    assert bool(((sp.frame[pairs[:, 0]] - sp.frame[pairs[:, 1]]).abs() == 5).any())
+
+
+def test_surreal_bad_video_stops_the_prepare_and_a_rerun_resumes(tmp_path, capsys):
+    raw = tmp_path / "raw" / "surreal"
+    write_surreal(raw)
+    video = raw / "cmu" / "train" / "run1" / "02_03" / "02_03_c0001.mp4"
+    good = video.read_bytes()
+    video.write_bytes(good[: len(good) // 3])
+    assert prepare("surreal", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "02_03_c0001.mp4" in err and ("could not be decoded" in err or "has no frames" in err
+                                          or "frames but its" in err) and "fix:" in err
+    assert not (prepared_dir(tmp_path, "surreal") / "meta.json").exists()
+    with pytest.raises(DataError, match="interrupted"):
+        load_prepared(tmp_path, "surreal", "train")
+    video.write_bytes(good)
+    assert prepare("surreal", tmp_path) == 0
+    meta = json.loads((prepared_dir(tmp_path, "surreal") / "meta.json").read_text())
+    assert meta["source"]["crops_reused"] >= 2 and meta["splits"] == {"train": 7, "val": 2, "test": 1}
+
+
+def test_surreal_interrupted_prepare_decodes_only_what_is_left(tmp_path, monkeypatch, capsys):
+    write_surreal(tmp_path / "raw" / "surreal")
+    real = surreal.decode_video
+    calls = []
+
+    def flaky(path, fix=surreal.FIX):
+        calls.append(Path(path).name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(path, fix)
+
+    monkeypatch.setattr(surreal, "decode_video", flaky)
+    assert prepare("surreal", tmp_path) == 130
+    assert "data_scripts.surreal" in capsys.readouterr().err
+    assert len(calls) == 3
+    assert prepare("surreal", tmp_path) == 0
+    # each video is decoded once (samples come clip by clip); the rerun skips the two clips
+    # whose crops are on disk and decodes the rest, the interrupted one included
+    videos = [Path(s.image).name for split in surreal.read(tmp_path / "raw" / "surreal").values() for s in split]
+    runs = [v for i, v in enumerate(videos) if i == 0 or videos[i - 1] != v]
+    assert calls[3:] == runs[2:] and calls[2] == runs[2]
+
+
+def test_surreal_bad_files(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="SURREAL not found") as e:
+        surreal.read(tmp_path / "raw" / "surreal")
+    assert "data_scripts.surreal --check" in e.value.fix
+    write_surreal(tmp_path, videos=False)
+    info = tmp_path / "cmu" / "val" / "run0" / "107_02" / "107_02_c0003_info.mat"
+    mat = scipy.io.loadmat(info)
+    scipy.io.savemat(info, {**{k: v for k, v in mat.items() if not k.startswith("__")},
+                            "joints2D": mat["joints2D"][:, :23]})
+    with pytest.raises(DataError, match=r"joints2D has shape \(2, 23, 20\), expected \(2, 24, N\)"):
+        surreal.read(tmp_path)
+    info.write_bytes(info.read_bytes()[:300])
+    with pytest.raises(DataError, match="107_02_c0003_info.mat could not be read"):
+        surreal.read(tmp_path)
+    # verify: a clip without its video is missing
+    report = surreal.verify(tmp_path)
+    assert any(m.endswith("01_01_c0001.mp4") for m in report["missing"])
+    # no PyAV: a clear error before any annotation is read
+    monkeypatch.setitem(__import__("sys").modules, "av", None)
+    with pytest.raises(DataError, match="PyAV") as e:
+        surreal.require_video_backend()
+    assert e.value.fix == "pip install av==18.1.0"
