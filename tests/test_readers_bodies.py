@@ -16,6 +16,7 @@ wrist would be."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ import scipy.io
 import torch
 from PIL import Image
 
+from srpose_lib.data.crops import crop_keypoints
 from srpose_lib.data.prepared import load_prepared, prepared_dir
-from srpose_lib.data.readers import smpl, surreal, tll_split
+from srpose_lib.data.readers import human36m, smpl, surreal, tll_split
 from srpose_lib.errors import DataError
 from srpose_lib.skeletons import BODY16
 from test_readers_hands import CROP, dot_image, prepare, project, red_peak
@@ -302,3 +304,113 @@ def test_surreal_bad_files(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="PyAV") as e:
         surreal.require_video_backend()
     assert e.value.fix == "pip install av==18.1.0"
+
+
+# ----------------------------------------------------------------------------- Human3.6M
+
+H36M_SIZE = (96, 96)
+H36M_FRAMES = 7  # per camera: the list of 2 cameras x 7 frames keeps i = 0, 5, 10
+
+
+def write_human36m(raw: Path, subjects=(1, 5, 6, 7, 8, 9, 11)) -> dict:
+    """annotations/Human36M_subject{N}_{data,camera,joint_3d}.json + images/ (G. Moon's
+    format) for one action (2), one subaction (1), two cameras and 7 frames per subject."""
+    K = intrinsics(150.0, *H36M_SIZE)
+    R, t = facing_camera(4.0)
+    rot = np.array([[np.cos(0.3), 0, np.sin(0.3)], [0, 1, 0], [-np.sin(0.3), 0, np.cos(0.3)]])
+    cams = {1: (R, t), 2: (R @ rot, t)}  # camera 2 turned a little about the vertical axis
+    (raw / "annotations").mkdir(parents=True, exist_ok=True)
+    out = {"K": K, "cams": cams, "world": {}}
+    for subj in subjects:
+        images, joints = [], {"2": {"1": {}}}
+        for f in range(H36M_FRAMES):
+            world = h36m17(smpl24_body(f)) * 1000.0  # mm
+            joints["2"]["1"][str(f)] = world.tolist()
+            out["world"][(subj, f)] = world
+        for c, (Rc, tc) in cams.items():
+            for f in range(H36M_FRAMES):
+                name = f"s_{subj:02d}_act_02_subact_01_ca_{c:02d}/s_{subj:02d}_act_02_subact_01_ca_{c:02d}_{f + 1:06d}.jpg"
+                images.append({"id": len(images), "file_name": name, "width": H36M_SIZE[0],
+                               "height": H36M_SIZE[1], "subject": subj, "action_name": "Directions",
+                               "action_idx": 2, "subaction_idx": 1, "cam_idx": c, "frame_idx": f})
+                kp = project((out["world"][(subj, f)] / 1000.0) @ Rc.T + tc, K)
+                save_image(raw / "images" / name, H36M_SIZE, kp, H36M_L_WRIST)
+        cameras = {str(c): {"R": Rc.tolist(), "t": (tc * 1000.0).tolist(), "f": [K[0, 0], K[1, 1]],
+                            "c": [K[0, 2], K[1, 2]]} for c, (Rc, tc) in cams.items()}
+        prefix = raw / "annotations" / f"Human36M_subject{subj}"
+        Path(f"{prefix}_data.json").write_text(json.dumps({"images": images, "annotations": []}))
+        Path(f"{prefix}_camera.json").write_text(json.dumps(cameras))
+        Path(f"{prefix}_joint_3d.json").write_text(json.dumps(joints))
+    return out
+
+
+def test_human36m_every_5th_remap_projection_and_split(tmp_path):
+    fx = write_human36m(tmp_path)
+    splits = human36m.read(tmp_path)
+    # TLL's every-5th rule is on the list index: camera 1 frames 0 and 5, camera 2 frame 3
+    kept = [(s.view, s.frame) for s in splits["train"] if s.subject == 1]
+    assert kept == [(1, 0), (1, 5), (2, 3)]
+    assert len(splits["train"]) == 5 * 3 and {s.subject for s in splits["train"]} == {1, 5, 6, 7, 8}
+    assert len(splits["test"]) == 6 and {s.subject for s in splits["test"]} == {9, 11}
+    s = next(s for s in splits["train"] if s.subject == 5 and s.view == 1 and s.frame == 5)
+    world = fx["world"][(5, 5)] / 1000.0
+    R, t = fx["cams"][1]
+    cam17 = world @ R.T + t
+    assert np.allclose(s.keypoints3d, human36m.to_body16(cam17)) and np.allclose(s.intrinsics, fx["K"])
+    assert np.allclose(s.keypoints2d, project(s.keypoints3d, fx["K"]))
+    # remap: H36M's L-wrist is Body16's l_wrist; a real camera facing the person shows it
+    # raised (the highest joint) on the image's right
+    assert np.allclose(s.keypoints3d[L_WRIST], cam17[H36M_L_WRIST])
+    assert int(s.keypoints2d[:, 1].argmin()) == L_WRIST and s.keypoints2d[L_WRIST, 0] > s.keypoints2d[R_WRIST, 0]
+    th, rs, ls = (BODY16.index(n) for n in ("thorax", "r_shoulder", "l_shoulder"))
+    assert np.allclose(s.keypoints3d[th], (s.keypoints3d[rs] + s.keypoints3d[ls]) / 2)
+    assert s.visible.all() and s.sequence == 201 and s.image_size == H36M_SIZE
+    assert s.image.startswith("images/s_05_act_02_subact_01_ca_01/")
+
+
+def test_human36m_test_split_is_drawn_without_replacement(tmp_path):
+    write_human36m(tmp_path)
+    full = human36m.read(tmp_path, test_size=0)["test"]
+    some = human36m.read(tmp_path, test_size=4)["test"]
+    names = [s.name for s in full]
+    keep = sorted(random.Random(42).sample(range(len(full)), 4))
+    assert [s.name for s in some] == [names[i] for i in keep] and len({s.name for s in some}) == 4
+    assert len(human36m.read(tmp_path, test_size=3200)["test"]) == len(full) == 6  # min(3200, all)
+
+
+def test_human36m_prepared_round_trip_and_pairs(tmp_path):
+    write_human36m(tmp_path / "raw" / "human36m")
+    assert prepare("human36m", tmp_path) == 0
+    sp = load_prepared(tmp_path, "human36m", "train")
+    assert len(sp) == 15 and len(load_prepared(tmp_path, "human36m", "test")) == 6
+    for i in range(3):
+        assert_dot_at(sp.images[i], sp.keypoints[i, L_WRIST])
+        assert_geometry(sp, i)
+    raw_kp = project(sp.keypoints3d[0].double().numpy(), intrinsics(150.0, *H36M_SIZE))
+    assert np.allclose(crop_keypoints(raw_kp, sp.boxes[0].double().numpy(), CROP), sp.keypoints[0].numpy(), atol=1e-3)
+    assert sp.subject[:3].tolist() == [1, 1, 1] and sp.view[:3].tolist() == [1, 1, 2]
+    pairs = sp.pairs(max_gap=1)  # camera 1's frames 0 and 5 of each subject, both orders
+    assert len(pairs) == 5 * 2 and bool((sp.view[pairs[:, 0]] == 1).all())
+
+
+def test_human36m_bad_files(tmp_path, capsys):
+    with pytest.raises(DataError, match="Human3.6M not found") as e:
+        human36m.read(tmp_path / "raw" / "human36m")
+    assert "data_scripts.human36m --check" in e.value.fix
+    raw = tmp_path / "raw" / "human36m"
+    write_human36m(raw)
+    joints = raw / "annotations" / "Human36M_subject9_joint_3d.json"
+    data = json.loads(joints.read_text())
+    data["2"]["1"]["5"] = data["2"]["1"]["5"][:16]
+    joints.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"subject9_joint_3d.json: action 2, subaction 1, frame 5 has shape "
+                                        r"\(16, 3\), expected \(17, 3\)"):
+        human36m.read(raw)
+    joints.write_text(joints.read_text()[:-30])
+    with pytest.raises(DataError, match="Human36M_subject9_joint_3d.json could not be read"):
+        human36m.read(raw)
+    (raw / "annotations" / "Human36M_subject11_camera.json").unlink()
+    assert prepare("human36m", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "incomplete" in err and "Human36M_subject11_camera.json" in err
+    assert not prepared_dir(tmp_path, "human36m").exists()

@@ -218,6 +218,33 @@ BODY_DATASETS: dict[str, dict] = {
         "script": "surreal",
         "reader": "surreal",
     },
+    "human36m": {
+        "name": "human36m",
+        "title": "Human3.6M (Ionescu et al., TPAMI 2014; G. Moon's JSON release)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "academic, non-commercial research only; registration required; no "
+                   "redistribution (Human3.6M licence)",
+        "size": "unverified (images of 7 subjects, 4 cameras, tens of GB)",
+        "homepage": "http://vision.imar.ro/human3.6m/",
+        "downloads": [],
+        "manual_reason": "Human3.6M requires a registered account, and the JSON release the "
+                         "baselines read is shared by its author, not on a public address",
+        "manual": ("register at http://vision.imar.ro/human3.6m/ (the licence covers any copy), "
+                   "then get G. Moon's parsed release (annotations + images; linked from "
+                   "github.com/mks0601/3DMPPE_POSENET_RELEASE) and put it in DATA_DIR/raw/human36m/ "
+                   "so that DATA_DIR/raw/human36m/annotations/Human36M_subject1_data.json, "
+                   "..._camera.json and ..._joint_3d.json exist for subjects 1, 5, 6, 7, 8, 9 and 11, "
+                   "and DATA_DIR/raw/human36m/images/s_01_act_02_subact_01_ca_01/... holds the "
+                   "images the data.json files name"),
+        "raw_layout": ["annotations/Human36M_subject{1,5,6,7,8,9,11}_{data,camera,joint_3d}.json",
+                       "images/<file_name>"],
+        "raw_counts": {},
+        "expected_counts": None,  # train depends on the release's image lists; test is min(3200, S9+S11)
+        "counts_verified": False,
+        "script": "human36m",
+        "reader": "human36m",
+    },
 }
 
 # ============================================================================ registry
