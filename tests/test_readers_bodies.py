@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from PIL import Image
 
 from srpose_lib.data.crops import crop_keypoints
 from srpose_lib.data.prepared import load_prepared, prepared_dir
-from srpose_lib.data.readers import human36m, smpl, surreal, tll_split
+from srpose_lib.data.readers import DATASETS, human36m, lsp, smpl, surreal, tll_split
 from srpose_lib.errors import DataError
 from srpose_lib.skeletons import BODY16
 from test_readers_hands import CROP, dot_image, prepare, project, red_peak
@@ -414,3 +415,104 @@ def test_human36m_bad_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "incomplete" in err and "Human36M_subject11_camera.json" in err
     assert not prepared_dir(tmp_path, "human36m").exists()
+
+
+# ----------------------------------------------------------------------------- LSP
+
+LSP_SIZES = [(80, 120), (120, 80), (90, 90), (70, 110), (100, 100)]
+
+
+def write_lsp(raw: Path, sizes=LSP_SIZES) -> np.ndarray:
+    """joints.mat ('joints' 3 x 14 x N: x, y, flag) + images/im%04d.jpg (W x H as given)."""
+    joints = np.zeros((3, 14, len(sizes)))
+    for i, (W, H) in enumerate(sizes):
+        R, t = facing_camera(4.5)
+        body = smpl24_body(i)
+        X = np.array([body[smpl.NAMES.index(n)] for n in LSP_FROM_SMPL]) @ R.T + t
+        kp = project(X, intrinsics(0.5 * min(W, H) * 2.2, W, H))
+        joints[:2, :, i] = kp.T
+        joints[2, :, i] = 0.0
+        joints[2, i % 14, i] = 1.0  # one flagged joint per image (flag 1 = occluded for TLL)
+        save_image(raw / lsp.image_name(i), (W, H), kp, LSP_L_WRIST)
+    scipy.io.savemat(raw / "joints.mat", {"joints": joints})
+    return joints.transpose(2, 1, 0)
+
+
+def test_lsp_remap_visibility_and_split(tmp_path):
+    joints = write_lsp(tmp_path)
+    splits = lsp.read(tmp_path)
+    assert [s.name for s in splits["train"]] == [s.name for s in splits["test"]] == [lsp.image_name(i) for i in range(5)]
+    s = splits["train"][0]
+    assert np.allclose(s.keypoints2d[L_WRIST], joints[0, LSP_L_WRIST, :2])  # LSP's L-wrist -> l_wrist
+    assert s.keypoints2d[L_WRIST, 0] > s.keypoints2d[R_WRIST, 0]  # the person's left: the image's right
+    assert np.allclose(s.keypoints2d[BODY16.index("head_top")], joints[0, 13, :2])
+    pelvis, thorax = BODY16.index("pelvis"), BODY16.index("thorax")
+    # TLL: visible = 1 - flag; pelvis and thorax (fake: the head top) never visible
+    assert not s.visible[[pelvis, thorax]].any() and s.visible.sum() == 13  # joint 0 (r_ankle) flagged
+    assert not s.visible[BODY16.index("r_ankle")]
+    flag = lsp.read(tmp_path, visibility="flag")["train"][0]
+    assert flag.visible.tolist() == [True] + [False] * 15  # only the flagged r_ankle
+    assert (s.subject, s.sequence, s.frame, s.view, s.box) == (-1, -1, -1, -1, "full")
+    assert lsp.read(tmp_path, crop="box")["train"][0].box is None
+    assert DATASETS["lsp"]["expected_counts"] == {"train": 2000, "test": 2000}
+
+
+def test_lsp_prepared_crops_are_tlls_resize_pad(tmp_path):
+    write_lsp(tmp_path / "raw" / "lsp")
+    assert prepare("lsp", tmp_path) == 0
+    sp = load_prepared(tmp_path, "lsp", "test")
+    assert len(sp) == 5 and len(load_prepared(tmp_path, "lsp", "train")) == 5
+    joints = lsp.load_joints(tmp_path / "raw" / "lsp")[:, list(lsp.TO_BODY16), :2]
+    for i, (W, H) in enumerate(LSP_SIZES):
+        side = max(W, H)
+        assert sp.boxes[i].tolist() == [(W - side) / 2, (H - side) / 2, side]
+        # ResizePad: scale the longer side to the crop, pad the shorter one evenly
+        s = CROP / side
+        resize_pad = joints[i] * s + [(CROP - W * s) / 2, (CROP - H * s) / 2]
+        assert np.abs(sp.keypoints[i].numpy() - resize_pad).max() < 0.5
+        assert_dot_at(sp.images[i], sp.keypoints[i, L_WRIST])
+    assert torch.isnan(sp.keypoints3d).all() and (sp.sequence == -1).all() and len(sp.pairs()) == 0
+    # the padding is black: the first row of a landscape image's crop
+    assert int(sp.images[1][:, 0].max()) < 20
+    assert prepare("lsp", tmp_path, "--crop", "box", "--force") == 0
+    box = load_prepared(tmp_path, "lsp", "train")
+    assert box.boxes[0, 2] < max(LSP_SIZES[0]) and box.keypoints[0, :, 0].min() >= 0
+
+
+def test_lsp_download_unpacks_the_official_layout(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "src"
+    write_lsp(src)
+    archive = tmp_path / "lsp_dataset.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # joints.mat and images/ at the top, as the release
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
+    monkeypatch.setitem(DATASETS["lsp"], "downloads", [
+        {"url": archive.as_uri(), "filename": "lsp_dataset.zip", "size": None, "md5": None, "sha256": None}])
+    data = tmp_path / "data"
+    assert prepare("lsp", data, "--download") == 0
+    assert "no published checksum" in capsys.readouterr().out
+    assert (data / "raw" / "lsp" / "joints.mat").is_file() and len(load_prepared(data, "lsp", "train")) == 5
+
+
+def test_lsp_bad_files(tmp_path, capsys):
+    with pytest.raises(DataError, match="LSP not found"):
+        lsp.read(tmp_path / "raw" / "lsp")
+    raw = tmp_path / "raw" / "lsp"
+    write_lsp(raw)
+    joints = scipy.io.loadmat(raw / "joints.mat")["joints"]
+    scipy.io.savemat(raw / "joints.mat", {"joints": joints[:, :13]})
+    with pytest.raises(DataError, match=r"'joints' has shape \(3, 13, 5\), expected \(3, 14, N\)"):
+        lsp.read(raw)
+    scipy.io.savemat(raw / "joints.mat", {"joints": joints.transpose(1, 0, 2)})
+    with pytest.raises(DataError, match="LSP extended"):
+        lsp.read(raw)
+    scipy.io.savemat(raw / "joints.mat", {"joints": joints})
+    (raw / "joints.mat").write_bytes((raw / "joints.mat").read_bytes()[:200])
+    with pytest.raises(DataError, match="joints.mat could not be read"):
+        lsp.read(raw)
+    scipy.io.savemat(raw / "joints.mat", {"joints": joints})
+    (raw / "images" / "im0003.jpg").write_bytes(b"not a jpeg")
+    assert prepare("lsp", tmp_path) == 2
+    assert "im0003.jpg could not be" in capsys.readouterr().err
+    assert not (prepared_dir(tmp_path, "lsp") / "meta.json").exists()

@@ -245,6 +245,27 @@ BODY_DATASETS: dict[str, dict] = {
         "script": "human36m",
         "reader": "human36m",
     },
+    "lsp": {
+        "name": "lsp",
+        "title": "LSP — Leeds Sports Pose (Johnson & Everingham, BMVC 2010)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "research use; cite Johnson & Everingham, BMVC 2010 (exact terms on the LSP page, "
+                   "unverified); the images come from Flickr",
+        "size": "lsp_dataset.zip, about 35 MB (unverified); 2,000 images",
+        "homepage": "http://sam.johnson.io/research/lsp.html",
+        "downloads": [{"url": "http://sam.johnson.io/research/lsp_dataset.zip",
+                       "filename": "lsp_dataset.zip", "size": None, "md5": None, "sha256": None}],
+        "manual": ("download lsp_dataset.zip from the LSP page (or let `--download` fetch it) and "
+                   "unpack it into DATA_DIR/raw/lsp/ so that DATA_DIR/raw/lsp/joints.mat and "
+                   "DATA_DIR/raw/lsp/images/im0001.jpg exist"),
+        "raw_layout": ["joints.mat", "images/im%04d.jpg"],
+        "raw_counts": {"images": 2000},
+        "expected_counts": {"train": 2000, "test": 2000},
+        "counts_verified": False,  # the release's 2,000 images under TLL's rule, not a run on the data
+        "script": "lsp",
+        "reader": "lsp",
+    },
 }
 
 # ============================================================================ registry
