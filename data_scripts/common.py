@@ -44,6 +44,7 @@ import torch
 from srpose_lib.data.prepared import (PreparedWriter, check_prepared, decode_image_file,
                                       prepared_dir)
 from srpose_lib.data.readers import DATASETS, RawSample, dataset_info
+from srpose_lib.data.readers.files import image_size_of
 from srpose_lib.errors import DataError
 from srpose_lib.utils import atomic_write_text, progress, repo_root
 
@@ -273,19 +274,6 @@ def decode_source(path: Path, fix: str):
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError for bad files
         raise DataError(f"image {path} could not be decoded ({type(e).__name__}: {str(e).strip()[:200]})",
                         fix) from None
-
-
-def image_size_of(path: Path, fix: str) -> tuple[int, int]:
-    """(W, H) from the file header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DataError(f"image {path} is missing", fix) from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"image {path} could not be read ({e})", fix) from None
 
 
 def full_box(size: tuple[int, int]) -> tuple[float, float, float]:

@@ -16,7 +16,9 @@ wrist would be."""
 from __future__ import annotations
 
 import json
+import pickle
 import random
+import struct
 import zipfile
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from PIL import Image
 
 from srpose_lib.data.crops import crop_keypoints
 from srpose_lib.data.prepared import load_prepared, prepared_dir
-from srpose_lib.data.readers import DATASETS, human36m, lsp, smpl, surreal, tll_split
+from srpose_lib.data.readers import DATASETS, human36m, lsp, pw3d, smpl, surreal, tll_split
 from srpose_lib.errors import DataError
 from srpose_lib.skeletons import BODY16
 from test_readers_hands import CROP, dot_image, prepare, project, red_peak
@@ -516,3 +518,154 @@ def test_lsp_bad_files(tmp_path, capsys):
     assert prepare("lsp", tmp_path) == 2
     assert "im0003.jpg could not be" in capsys.readouterr().err
     assert not (prepared_dir(tmp_path, "lsp") / "meta.json").exists()
+
+
+# ----------------------------------------------------------------------------- 3DPW
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes what Python 2's cPickle wrote: ``str`` and byte strings as 8-bit strings
+    (SHORT_BINSTRING / BINSTRING) and numpy's reconstructor under ``numpy.core``, so that
+    Python 3 reads the file only with ``encoding='latin1'`` (3DPW's sequence files)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _string(self, data: bytes, obj):
+        n = len(data)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(head + data)
+        self.memoize(obj)
+
+    def save_bytes(self, obj):
+        self._string(obj, obj)
+
+    def save_str(self, obj):
+        self._string(obj.encode("latin1"), obj)
+
+    def save_global(self, obj, name=None):
+        module = getattr(obj, "__module__", "").replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
+
+
+PW3D_SIZE = (64, 96)  # portrait, as some 3DPW sequences are (1080 x 1920)
+
+
+def write_pw3d(raw: Path, n: int = 4) -> dict:
+    """sequenceFiles/{train,validation,test}/<seq>.pkl + imageFiles/<seq>/image_%05d.jpg:
+    a two-actor train sequence (actor 1 walks out of the image at frame 3, frame 2's camera
+    pose is not valid for actor 0), a one-actor validation and test sequence."""
+    K = intrinsics(60.0, *PW3D_SIZE)
+    plan = {"train": {"courtyard_hug_00": 2}, "validation": {"outdoors_fencing_01": 1},
+            "test": {"downtown_walking_00": 1}}
+    out = {"K": K}
+    for folder, seqs in plan.items():
+        (raw / "sequenceFiles" / folder).mkdir(parents=True, exist_ok=True)
+        for name, actors in seqs.items():
+            poses, joints = [], [[] for _ in range(actors)]
+            for f in range(n):
+                R, t = facing_camera(4.0 + 0.1 * f)
+                P = np.eye(4)
+                P[:3, :3], P[:3, 3] = R, t
+                poses.append(P)
+                kps = []
+                for a in range(actors):
+                    world = smpl24_body(f) + (0.9 * a + (3.0 if a and f == 3 else 0.0), 0.0, -0.5 * a)
+                    joints[a].append(world.reshape(72))
+                    kps.append(project(world @ R.T + t, K))
+                red = np.concatenate([k[[SMPL_L_WRIST]] for k in kps])
+                green = np.concatenate([np.delete(k, SMPL_L_WRIST, 0) for k in kps])
+                path = raw / "imageFiles" / name / f"image_{f:05d}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(dot_image(PW3D_SIZE, red, green)).save(path, quality=95)
+            valid = [np.ones(n) for _ in range(actors)]
+            if actors == 2:
+                valid[0][2] = 0
+            seq = {"sequence": name, "betas": [np.zeros(10)] * actors, "gender": ["m"] * actors,
+                   "poses": [np.zeros((n, 72))] * actors, "trans": [np.zeros((n, 3))] * actors,
+                   "jointPositions": [np.stack(j) for j in joints], "cam_poses": np.stack(poses),
+                   "campose_valid": valid, "cam_intrinsics": K, "img_frame_ids": np.arange(n) * 2,
+                   "poses2d": [np.zeros((n, 3, 18))] * actors}
+            with open(raw / "sequenceFiles" / folder / f"{name}.pkl", "wb") as fh:
+                Py2Pickler(fh, protocol=2).dump(seq)
+            out[name] = seq
+    return out
+
+
+def test_pw3d_python2_pickle_projection_and_anatomical_map(tmp_path):
+    fx = write_pw3d(tmp_path)
+    pkl = tmp_path / "sequenceFiles" / "train" / "courtyard_hug_00.pkl"
+    with pytest.raises(UnicodeDecodeError):  # a Python-2 pickle: plain pickle.load fails
+        pickle.loads(pkl.read_bytes())
+    splits = pw3d.read(tmp_path)
+    train = splits["train"]
+    # actor 0: frames 0, 1, 3 (2's camera pose is not valid); actor 1: 0, 1, 2 (out of view at 3)
+    assert [(s.frame, s.subject) for s in train] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (3, 0)]
+    assert len(splits["val"]) == 4 and len(splits["test"]) == 4
+    s = train[2]
+    seq = fx["courtyard_hug_00"]
+    P = seq["cam_poses"][1]
+    cam = seq["jointPositions"][0][1].reshape(24, 3) @ P[:3, :3].T + P[:3, 3]
+    assert np.allclose(s.keypoints3d, smpl.to_body16(cam, crossed=False))
+    assert np.allclose(s.keypoints2d, project(s.keypoints3d, fx["K"])) and np.allclose(s.intrinsics, fx["K"])
+    # no cross: SMPL's L-wrist is Body16's l_wrist, raised, on the image's right
+    assert np.allclose(s.keypoints3d[L_WRIST], cam[SMPL_L_WRIST])
+    assert int(s.keypoints2d[:, 1].argmin()) == L_WRIST and s.keypoints2d[L_WRIST, 0] > s.keypoints2d[R_WRIST, 0]
+    assert (smpl.chirality(cam) > 0) and np.linalg.det(P[:3, :3]) > 0  # a real camera: no mirror
+    crossed = pw3d.read(tmp_path, tll_cross=True)["train"][2]
+    assert np.allclose(crossed.keypoints2d[R_WRIST], s.keypoints2d[L_WRIST])
+    # visibility: joints outside the 64 x 96 image are not visible
+    inside = ((s.keypoints2d >= 0) & (s.keypoints2d <= np.array(PW3D_SIZE) - 1)).all(1)
+    assert np.array_equal(s.visible, inside) and s.image_size == PW3D_SIZE
+    assert (s.sequence, s.view, s.image, s.name) == (0, -1, "imageFiles/courtyard_hug_00/image_00001.jpg",
+                                                     "imageFiles/courtyard_hug_00/image_00001.jpg#0")
+
+
+def test_pw3d_prepared_round_trip_and_pairs(tmp_path):
+    write_pw3d(tmp_path / "raw" / "pw3d")
+    assert prepare("pw3d", tmp_path) == 0
+    sp = load_prepared(tmp_path, "pw3d", "test")
+    assert len(sp) == 4 and len(load_prepared(tmp_path, "pw3d", "val")) == 4
+    for i in range(len(sp)):
+        assert_dot_at(sp.images[i], sp.keypoints[i, L_WRIST])
+        assert_geometry(sp, i)
+    train = load_prepared(tmp_path, "pw3d", "train")
+    pairs = train.pairs(max_gap=1)  # per actor: 0-1, 1-3 (actor 0), 0-1, 1-2 (actor 1), both orders
+    assert len(pairs) == 8 and bool((train.subject[pairs[:, 0]] == train.subject[pairs[:, 1]]).all())
+
+
+def test_pw3d_bad_files(tmp_path, capsys):
+    with pytest.raises(DataError, match="3DPW not found"):
+        pw3d.read(tmp_path / "raw" / "pw3d")
+    raw = tmp_path / "raw" / "pw3d"
+    write_pw3d(raw)
+    pkl = raw / "sequenceFiles" / "test" / "downtown_walking_00.pkl"
+    seq = pickle.loads(pkl.read_bytes(), encoding="latin1")
+    seq["jointPositions"] = [seq["jointPositions"][0][:, :69]]
+    pkl.write_bytes(pickle.dumps(seq))
+    with pytest.raises(DataError, match=r"jointPositions\[0\] has shape \(4, 69\), expected \(4, 72\)"):
+        pw3d.read(raw)
+    pkl.write_bytes(pkl.read_bytes()[:100])
+    with pytest.raises(DataError, match="downtown_walking_00.pkl could not be read"):
+        pw3d.read(raw)
+    assert prepare("pw3d", tmp_path) == 2
+    assert "probably truncated" in capsys.readouterr().err
+    write_pw3d(raw)
+    (raw / "imageFiles" / "outdoors_fencing_01" / "image_00002.jpg").unlink()
+    assert prepare("pw3d", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "incomplete" in err and "image_00002.jpg" in err
+    assert not (prepared_dir(tmp_path, "pw3d") / "meta.json").exists()
+
+
+def test_pw3d_unzipped_into_folders_of_their_own_name(tmp_path):
+    write_pw3d(tmp_path / "tmp")
+    for name in ("sequenceFiles", "imageFiles"):
+        (tmp_path / "raw" / name).mkdir(parents=True)
+        (tmp_path / "tmp" / name).rename(tmp_path / "raw" / name / name)
+    splits = pw3d.read(tmp_path / "raw")
+    assert len(splits["train"]) == 6 and pw3d.verify(tmp_path / "raw")["missing"] == []
+    assert splits["train"][0].image.startswith("imageFiles/imageFiles/courtyard_hug_00/")

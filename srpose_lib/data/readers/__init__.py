@@ -266,6 +266,29 @@ BODY_DATASETS: dict[str, dict] = {
         "script": "lsp",
         "reader": "lsp",
     },
+    "pw3d": {
+        "name": "pw3d",
+        "title": "3DPW — 3D Poses in the Wild (von Marcard et al., ECCV 2018)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "non-commercial scientific research only (3DPW licence, accepted on the "
+                   "download page); cite the paper",
+        "size": "imageFiles.zip + sequenceFiles.zip, sizes unverified; 60 sequences",
+        "homepage": "https://virtualhumans.mpi-inf.mpg.de/3DPW/",
+        "downloads": [],
+        "manual_reason": "the download links are given once you accept 3DPW's licence",
+        "manual": ("accept the licence on https://virtualhumans.mpi-inf.mpg.de/3DPW/, download "
+                   "imageFiles.zip and sequenceFiles.zip and unpack both into DATA_DIR/raw/pw3d/ so "
+                   "that DATA_DIR/raw/pw3d/sequenceFiles/train/<sequence>.pkl (and validation/, test/) "
+                   "and DATA_DIR/raw/pw3d/imageFiles/<sequence>/image_00000.jpg exist"),
+        "raw_layout": ["sequenceFiles/{train,validation,test}/<sequence>.pkl",
+                       "imageFiles/<sequence>/image_%05d.jpg"],
+        "raw_counts": {},
+        "expected_counts": None,
+        "counts_verified": False,
+        "script": "pw3d",
+        "reader": "pw3d",
+    },
 }
 
 # ============================================================================ registry

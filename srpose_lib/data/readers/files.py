@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import DataError
 
-__all__ = ["load_pickle", "load_json", "load_mat", "as_array"]
+__all__ = ["load_pickle", "load_json", "load_mat", "as_array", "image_size_of"]
 
 _PICKLE_ERRORS = (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError,
                   IndexError, KeyError, TypeError)
@@ -89,3 +89,17 @@ def as_array(value, shape: tuple, where: str, fix: str, dtype=np.float64) -> np.
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise DataError(f"{where} has shape {arr.shape}, expected {want}", fix)
     return arr
+
+
+def image_size_of(path: str | Path, fix: str) -> tuple[int, int]:
+    """(W, H) of an image from its file header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError(f"image {path} is missing", fix) from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"image {path} could not be read ({e})", fix) from None
