@@ -31,6 +31,7 @@ from PIL import Image
 from srpose_lib.data.crops import crop_keypoints
 from srpose_lib.data.prepared import load_prepared, prepared_dir
 from srpose_lib.data.readers import DATASETS, human36m, lsp, pw3d, smpl, surreal, tll_split
+from srpose_lib.data.real import REAL_TASKS
 from srpose_lib.errors import DataError
 from srpose_lib.skeletons import BODY16
 from test_readers_hands import CROP, dot_image, prepare, project, red_peak
@@ -669,3 +670,21 @@ def test_pw3d_unzipped_into_folders_of_their_own_name(tmp_path):
     splits = pw3d.read(tmp_path / "raw")
     assert len(splits["train"]) == 6 and pw3d.verify(tmp_path / "raw")["missing"] == []
     assert splits["train"][0].image.startswith("imageFiles/imageFiles/courtyard_hug_00/")
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_body_registry_entries_are_complete():
+    for name in ("surreal", "human36m", "lsp", "pw3d"):
+        info = DATASETS[name]
+        assert info["skeleton"] == "body16" and info["script"] == name and info["reader"] == name
+        assert info["licence"] and info["size"] and info["homepage"].startswith("http") and info["raw_layout"]
+        assert info["downloads"] or info["manual_reason"]
+        assert info["counts_verified"] is False
+    assert DATASETS["surreal"]["role"] == "source" and DATASETS["lsp"]["downloads"][0]["url"] == \
+        "http://sam.johnson.io/research/lsp_dataset.zip"
+    # every dataset a real-data task names is registered, with a script
+    for source, target, skeleton in REAL_TASKS.values():
+        assert DATASETS[source]["skeleton"] == DATASETS[target]["skeleton"] == skeleton
+    assert set(DATASETS) == {"rhd", "h3d", "freihand", "mvhand", "surreal", "human36m", "lsp", "pw3d"}
