@@ -333,7 +333,8 @@ def write_human36m(raw: Path, subjects=(1, 5, 6, 7, 8, 9, 11)) -> dict:
             out["world"][(subj, f)] = world
         for c, (Rc, tc) in cams.items():
             for f in range(H36M_FRAMES):
-                name = f"s_{subj:02d}_act_02_subact_01_ca_{c:02d}/s_{subj:02d}_act_02_subact_01_ca_{c:02d}_{f + 1:06d}.jpg"
+                video = f"s_{subj:02d}_act_02_subact_01_ca_{c:02d}"
+                name = f"{video}/{video}_{f + 1:06d}.jpg"
                 images.append({"id": len(images), "file_name": name, "width": H36M_SIZE[0],
                                "height": H36M_SIZE[1], "subject": subj, "action_name": "Directions",
                                "action_idx": 2, "subaction_idx": 1, "cam_idx": c, "frame_idx": f})
@@ -444,7 +445,8 @@ def write_lsp(raw: Path, sizes=LSP_SIZES) -> np.ndarray:
 def test_lsp_remap_visibility_and_split(tmp_path):
     joints = write_lsp(tmp_path)
     splits = lsp.read(tmp_path)
-    assert [s.name for s in splits["train"]] == [s.name for s in splits["test"]] == [lsp.image_name(i) for i in range(5)]
+    names = [lsp.image_name(i) for i in range(5)]
+    assert [s.name for s in splits["train"]] == [s.name for s in splits["test"]] == names
     s = splits["train"][0]
     assert np.allclose(s.keypoints2d[L_WRIST], joints[0, LSP_L_WRIST, :2])  # LSP's L-wrist -> l_wrist
     assert s.keypoints2d[L_WRIST, 0] > s.keypoints2d[R_WRIST, 0]  # the person's left: the image's right

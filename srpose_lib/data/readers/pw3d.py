@@ -89,13 +89,15 @@ def load_sequence(path: Path) -> dict:
     missing = [k for k in ("jointPositions", "cam_poses", "campose_valid", "cam_intrinsics") if k not in seq]
     if missing:
         raise DataError(f"3DPW sequence file {path} lacks {', '.join(missing)}", FIX)
-    actors = list(seq["jointPositions"]) if isinstance(seq["jointPositions"], (list, tuple)) else [seq["jointPositions"]]
+    actors = seq["jointPositions"]  # one array per actor
+    actors = list(actors) if isinstance(actors, (list, tuple)) else [actors]
     poses = as_array(seq["cam_poses"], (None, 4, 4), f"{path}: cam_poses", FIX)
     n = len(poses)
     joints = np.stack([as_array(a, (n, 72), f"{path}: jointPositions[{i}]", FIX).reshape(n, 24, 3)
                        for i, a in enumerate(actors)]) if actors else np.zeros((0, n, 24, 3))
-    valid = seq["campose_valid"]
-    valid = [valid] * len(actors) if np.ndim(valid) == 1 else list(valid)
+    valid = seq["campose_valid"]  # one array per actor (or, in a file with one, the array itself)
+    per_actor = isinstance(valid, (list, tuple)) or getattr(valid, "ndim", 0) == 2
+    valid = list(valid) if per_actor else [valid] * len(actors)
     if len(valid) != len(actors):
         raise DataError(f"{path}: campose_valid has {len(valid)} entries for {len(actors)} actors", FIX)
     valid = np.stack([as_array(v, (n,), f"{path}: campose_valid[{i}]", FIX) > 0.5
