@@ -15,7 +15,8 @@ A dataset script defines a :class:`DatasetScript` and calls :func:`run`::
 ``verify(raw_dir)`` a dict with a ``missing`` list (empty when the release is complete) and
 any counts worth printing, ``find(raw_dir)`` returns the folder the samples' ``image`` paths
 are relative to and raises :class:`DataError` when the release is not there. ``options`` adds dataset-specific command-line options (argparse keyword dicts)
-passed to ``read``.
+passed to ``read``; ``loader`` decodes a sample's image where it is not a file (SURREAL's
+video frames); ``read_progress`` passes ``show_progress`` to a ``read`` that reads many files.
 
 Exit codes of :func:`run`: 0 done (or ``--check``: prepared and complete), 1 ``--check``
 found the dataset missing or incomplete, 2 a :class:`DataError` (printed with its fix),
@@ -43,6 +44,7 @@ import torch
 from srpose_lib.data.prepared import (PreparedWriter, check_prepared, decode_image_file,
                                       prepared_dir)
 from srpose_lib.data.readers import DATASETS, RawSample, dataset_info
+from srpose_lib.data.readers.files import image_size_of
 from srpose_lib.errors import DataError
 from srpose_lib.utils import atomic_write_text, progress, repo_root
 
@@ -274,19 +276,6 @@ def decode_source(path: Path, fix: str):
                         fix) from None
 
 
-def image_size_of(path: Path, fix: str) -> tuple[int, int]:
-    """(W, H) from the file header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DataError(f"image {path} is missing", fix) from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"image {path} could not be read ({e})", fix) from None
-
-
 def full_box(size: tuple[int, int]) -> tuple[float, float, float]:
     """The square box holding a whole ``(W, H)`` image, centred (the image itself when square)."""
     W, H = size
@@ -310,6 +299,8 @@ class DatasetScript:
     # how a sample's image is decoded: (root, sample, fix) -> uint8 (3, H, W); the default
     # decodes the file root / sample.image (a video-frame dataset passes its own)
     loader: Callable[[Path, RawSample, str], object] | None = None
+    # read(raw, ..., show_progress=...) shows its own bar (it reads many annotation files)
+    read_progress: bool = False
 
     @property
     def info(self) -> dict:
@@ -511,7 +502,7 @@ def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) ->
           + ", ".join(f"{k} {v}" for k, v in report.items() if k not in ("missing", "root")))
     options = {k.lstrip("-").replace("-", "_"): getattr(args, k.lstrip("-").replace("-", "_"))
                for k in script.options}
-    splits = script.read(raw, **options)
+    splits = script.read(raw, **options, **({"show_progress": show_progress} if script.read_progress else {}))
     counts = {k: len(v) for k, v in splits.items()}
     print(f"{script.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} samples to prepare")
     expected = info.get("expected_counts")

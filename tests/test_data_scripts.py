@@ -19,7 +19,6 @@ from srpose_lib.data.prepared import load_prepared, prepared_dir
 from srpose_lib.data.readers import DATASETS
 from srpose_lib.errors import DataError
 
-HANDS = ("rhd", "h3d", "freihand", "mvhand")
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +35,7 @@ def _script(name):
 # ----------------------------------------------------------------------------- --check
 
 
-@pytest.mark.parametrize("name", HANDS)
+@pytest.mark.parametrize("name", list(DATASETS))
 def test_check_on_an_empty_data_dir_says_what_to_get(tmp_path, capsys, name):
     assert run(_script(name), ["--data-dir", str(tmp_path), "--check"]) == 1
     out = capsys.readouterr().out

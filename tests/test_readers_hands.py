@@ -51,11 +51,12 @@ def project(X, K):
     return uv[..., :2] / uv[..., 2:]
 
 
-def dot_image(size, points_red=(), points_green=()) -> np.ndarray:
+def dot_image(size, points_red=(), points_green=(), radius=None) -> np.ndarray:
     """Black, green dots at ``points_green``, red dots at ``points_red`` (dots grow with the
-    image so that they survive downscaling to the crop and JPEG's chroma subsampling)."""
+    image so that they survive downscaling to the crop and JPEG's chroma subsampling;
+    ``radius`` sets their half-size in pixels instead)."""
     W, H = size
-    r = max(1, W // 200)
+    r = max(1, W // 200) if radius is None else int(radius)
     img = np.zeros((H, W, 3), np.uint8)
     for pts, ch in ((points_green, 1), (points_red, 0)):
         for x, y in np.round(np.asarray(pts, float).reshape(-1, 2)).astype(int):

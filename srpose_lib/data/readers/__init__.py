@@ -1,9 +1,10 @@
 """Readers of the real datasets' official raw layouts, and the registry of those datasets.
 
-Each reader module (``rhd``, ``h3d``, ``freihand``, ``mvhand``, and the body datasets')
-turns an official release into ordered :class:`RawSample` lists per split, already mapped
-to Hand21 or Body16; ``data_scripts/<script>.py`` writes them into the prepared format
-(:mod:`srpose_lib.data.prepared`), which is what training reads.
+Each reader module (``rhd``, ``h3d``, ``freihand``, ``mvhand``; ``surreal``, ``human36m``,
+``lsp``, ``pw3d``) turns an official release into ordered :class:`RawSample` lists per split,
+already mapped to Hand21 or Body16 (``files`` loads the releases' file formats, ``smpl``
+holds SMPL's joints and their maps); ``data_scripts/<script>.py`` writes them into the
+prepared format (:mod:`srpose_lib.data.prepared`), which is what training reads.
 
 Folders under ``DATA_DIR`` (the convention every script follows):
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DATASETS", "RawSample", "dataset_info", "tll_split"]
+__all__ = ["DATASETS", "RawSample", "dataset_info", "project", "tll_split"]
 
 
 @dataclass
@@ -58,6 +59,15 @@ class RawSample:
     flip: bool = False
     image_size: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
+
+
+def project(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection of camera points ``xyz`` (..., K, 3) with intrinsics ``K``
+    (..., 3, 3), batched (FreiHAND's ``projectPoints``; Human3.6M's and 3DPW's cameras).
+    Points at depth 0 give inf/NaN, without a warning."""
+    uv = np.einsum("...ij,...kj->...ki", K, xyz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return uv[..., :2] / uv[..., 2:]
 
 
 def tll_split(n: int, seed: int = 42, cap: int = 3200) -> tuple[list[int], list[int]]:
@@ -178,10 +188,108 @@ HAND_DATASETS: dict[str, dict] = {
 }
 
 # ============================================================================ body datasets
-# body datasets: added by the body engineer
-# (SURREAL, Human3.6M, LSP, 3DPW: same keys as the hand entries above)
 
-BODY_DATASETS: dict[str, dict] = {}
+BODY_DATASETS: dict[str, dict] = {
+    "surreal": {
+        "name": "surreal",
+        "title": "SURREAL (Varol et al., CVPR 2017)",
+        "skeleton": "body16",
+        "role": "source",
+        "licence": "non-commercial scientific research only; no reproduction or redistribution "
+                   "(SURREAL licence, accepted to get the download credentials); cite the paper",
+        "size": "SURREAL_v1.tar.gz, 86 GB with depth/segmentation; the .mp4 (3.3 GB) and "
+                "_info.mat (3.8 GB) files are all srpose needs",
+        "homepage": "https://www.di.ens.fr/willow/research/surreal/data/",
+        "downloads": [],
+        "manual_reason": "the files need the personal credentials SURREAL sends once you accept its licence",
+        "manual": ("accept the licence on https://www.di.ens.fr/willow/research/surreal/data/ to get "
+                   "credentials, then download SURREAL_v1.tar.gz, or only the *.mp4 and *_info.mat "
+                   "files with github.com/gulvarol/surreal's download/download_surreal.sh (edit its "
+                   "modality loop to '.mp4' '_info.mat'), into DATA_DIR/raw/surreal/ so that "
+                   "DATA_DIR/raw/surreal/cmu/train/run0/<sequence>/<sequence>_c0001.mp4 and "
+                   "..._c0001_info.mat exist (SURREAL/data/cmu/ below it, as the script writes "
+                   "it, is found too). Decoding the videos needs PyAV (`pip install av==18.1.0`)"),
+        "raw_layout": ["cmu/{train,val,test}/run{0,1,2}/<sequence>/<sequence>_c%04d.mp4",
+                       "cmu/{train,val,test}/run{0,1,2}/<sequence>/<sequence>_c%04d_info.mat"],
+        # clips in SURREAL's download lists (files_cmu_{val,test}.mp4.txt); train's list not checked
+        "raw_counts": {"cmu/val": 507, "cmu/test": 12528},
+        "expected_counts": None,  # depend on srpose's frame step and the clips' lengths
+        "counts_verified": False,
+        "script": "surreal",
+        "reader": "surreal",
+    },
+    "human36m": {
+        "name": "human36m",
+        "title": "Human3.6M (Ionescu et al., TPAMI 2014; G. Moon's JSON release)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "academic, non-commercial research only; registration required; no "
+                   "redistribution (Human3.6M licence)",
+        "size": "unverified (images of 7 subjects, 4 cameras, tens of GB)",
+        "homepage": "http://vision.imar.ro/human3.6m/",
+        "downloads": [],
+        "manual_reason": "Human3.6M requires a registered account, and the JSON release the "
+                         "baselines read is shared by its author, not on a public address",
+        "manual": ("register at http://vision.imar.ro/human3.6m/ (the licence covers any copy), "
+                   "then get G. Moon's parsed release (annotations + images; linked from "
+                   "github.com/mks0601/3DMPPE_POSENET_RELEASE) and put it in DATA_DIR/raw/human36m/ "
+                   "so that DATA_DIR/raw/human36m/annotations/Human36M_subject1_data.json, "
+                   "..._camera.json and ..._joint_3d.json exist for subjects 1, 5, 6, 7, 8, 9 and 11, "
+                   "and DATA_DIR/raw/human36m/images/s_01_act_02_subact_01_ca_01/... holds the "
+                   "images the data.json files name"),
+        "raw_layout": ["annotations/Human36M_subject{1,5,6,7,8,9,11}_{data,camera,joint_3d}.json",
+                       "images/<file_name>"],
+        "raw_counts": {},
+        "expected_counts": None,  # train depends on the release's image lists; test is min(3200, S9+S11)
+        "counts_verified": False,
+        "script": "human36m",
+        "reader": "human36m",
+    },
+    "lsp": {
+        "name": "lsp",
+        "title": "LSP — Leeds Sports Pose (Johnson & Everingham, BMVC 2010)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "research use; cite Johnson & Everingham, BMVC 2010 (exact terms on the LSP page, "
+                   "unverified); the images come from Flickr",
+        "size": "lsp_dataset.zip, about 35 MB (unverified); 2,000 images",
+        "homepage": "http://sam.johnson.io/research/lsp.html",
+        "downloads": [{"url": "http://sam.johnson.io/research/lsp_dataset.zip",
+                       "filename": "lsp_dataset.zip", "size": None, "md5": None, "sha256": None}],
+        "manual": ("download lsp_dataset.zip from the LSP page (or let `--download` fetch it) and "
+                   "unpack it into DATA_DIR/raw/lsp/ so that DATA_DIR/raw/lsp/joints.mat and "
+                   "DATA_DIR/raw/lsp/images/im0001.jpg exist"),
+        "raw_layout": ["joints.mat", "images/im%04d.jpg"],
+        "raw_counts": {"images": 2000},
+        "expected_counts": {"train": 2000, "test": 2000},
+        "counts_verified": False,  # the release's 2,000 images under TLL's rule, not a run on the data
+        "script": "lsp",
+        "reader": "lsp",
+    },
+    "pw3d": {
+        "name": "pw3d",
+        "title": "3DPW — 3D Poses in the Wild (von Marcard et al., ECCV 2018)",
+        "skeleton": "body16",
+        "role": "target",
+        "licence": "non-commercial scientific research only (3DPW licence, accepted on the "
+                   "download page); cite the paper",
+        "size": "imageFiles.zip + sequenceFiles.zip, sizes unverified; 60 sequences",
+        "homepage": "https://virtualhumans.mpi-inf.mpg.de/3DPW/",
+        "downloads": [],
+        "manual_reason": "the download links are given once you accept 3DPW's licence",
+        "manual": ("accept the licence on https://virtualhumans.mpi-inf.mpg.de/3DPW/, download "
+                   "imageFiles.zip and sequenceFiles.zip and unpack both into DATA_DIR/raw/pw3d/ so "
+                   "that DATA_DIR/raw/pw3d/sequenceFiles/train/<sequence>.pkl (and validation/, test/) "
+                   "and DATA_DIR/raw/pw3d/imageFiles/<sequence>/image_00000.jpg exist"),
+        "raw_layout": ["sequenceFiles/{train,validation,test}/<sequence>.pkl",
+                       "imageFiles/<sequence>/image_%05d.jpg"],
+        "raw_counts": {},
+        "expected_counts": None,
+        "counts_verified": False,
+        "script": "pw3d",
+        "reader": "pw3d",
+    },
+}
 
 # ============================================================================ registry
 

@@ -27,13 +27,13 @@ offset of a version is ``len(training_K.json)``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import DataError
-from . import RawSample, tll_split
+from . import RawSample, project, tll_split
+from .files import load_json
 
 VERSIONS = ("gs", "hom", "sample", "auto")  # FreiHAND's order: image id offsets
 TLL_ALL_ORDER = ("gs", "auto", "sample", "hom")  # TLL's concatenation order for task 'all'
@@ -54,13 +54,7 @@ def find_root(raw_dir: str | Path) -> Path:
 
 
 def _load_json(path: Path):
-    if not path.is_file():
-        raise DataError(f"FreiHAND annotation file {path} is missing", FIX)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"FreiHAND annotation file {path} could not be read ({type(e).__name__}: {e}); "
-                        "it is probably truncated", FIX) from None
+    return load_json(path, "FreiHAND annotation file", FIX)
 
 
 def load_annotations(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -79,14 +73,6 @@ def load_annotations(root: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(K) != len(xyz):
         raise DataError(f"FreiHAND size mismatch in {root}: {len(K)} intrinsics, {len(xyz)} poses", FIX)
     return K, xyz
-
-
-def project(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection of ``xyz`` (..., 21, 3) with ``K`` (..., 3, 3) (FreiHAND's
-    ``projectPoints``, batched)."""
-    uv = np.einsum("...ij,...kj->...ki", K, xyz)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return uv[..., :2] / uv[..., 2:]
 
 
 def read(raw_dir: str | Path, task: str = "all", seed: int = 42) -> dict[str, list[RawSample]]:

@@ -42,13 +42,13 @@ hand at arm's length has in metres) and the sample counts.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import DataError
 from . import RawSample, tll_split
+from .files import load_json
 
 LAYOUTS = {"crop": "H3D_crop", "full": "H3D"}
 TASKS = ("noobject", "object", "all")
@@ -70,11 +70,7 @@ def find_root(raw_dir: str | Path) -> tuple[Path, str]:
 
 def load_annotations(root: Path) -> list[dict]:
     path = root / "annotation.json"
-    try:
-        samples = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"H3D annotation file {path} could not be read ({type(e).__name__}: {e}); "
-                        "it is probably truncated", f"copy {path.name} again from the release") from None
+    samples = load_json(path, "H3D annotation file", f"copy {path.name} again from the release")
     if not isinstance(samples, list):
         raise DataError(f"H3D annotation file {path} holds a {type(samples).__name__}, expected a list "
                         "of samples", FIX)

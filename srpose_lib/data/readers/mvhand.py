@@ -45,7 +45,6 @@ in ``every`` (the sequences are 30 fps videos).
 
 from __future__ import annotations
 
-import pickle
 import random
 from pathlib import Path
 
@@ -53,6 +52,7 @@ import numpy as np
 
 from ...errors import DataError
 from . import RawSample
+from .files import load_pickle
 
 SEQUENCES = ("7-14-1-2", "9-10-1-2", "9-17-1-2", "9-25-1-2")
 SERIALS = ("840412062035", "840412062037", "840412062038", "840412062076")  # sorted: view 0..3
@@ -90,16 +90,7 @@ def find_sequences(raw_dir: str | Path) -> list[Path]:
 
 def load_calib(seq: Path) -> dict[str, np.ndarray]:
     path = seq / "calib.pkl"
-    try:
-        with open(path, "rb") as f:
-            try:
-                calib = pickle.load(f)
-            except UnicodeDecodeError:
-                f.seek(0)
-                calib = pickle.load(f, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, IndexError) as e:
-        raise DataError(f"MVHand calibration {path} could not be read ({type(e).__name__}: {e}); "
-                        "it is probably truncated", FIX) from None
+    calib = load_pickle(path, "MVHand calibration", FIX)
     if not isinstance(calib, dict):
         raise DataError(f"MVHand calibration {path} holds a {type(calib).__name__}, expected a dict", FIX)
     poses = {}

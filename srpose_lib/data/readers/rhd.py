@@ -33,13 +33,13 @@ Sample names are ``<set>/color/%05d.png#left`` / ``#right`` (one image can give 
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import DataError
 from . import RawSample
+from .files import load_pickle
 
 FOLDER = "RHD_published_v2"
 SETS = {"train": "training", "test": "evaluation"}
@@ -66,21 +66,9 @@ def load_annotations(root: Path, split: str) -> dict:
     """The ``anno_<set>.pickle`` dict of a split, or a DataError naming the file."""
     s = SETS[split]
     path = root / s / f"anno_{s}.pickle"
-    if not path.is_file():
-        raise DataError(f"RHD annotation file {path} is missing",
-                        "unpack RHD_v1-1.zip again (or re-run the script with --download)")
-    try:
-        with open(path, "rb") as f:
-            try:
-                anno = pickle.load(f)
-            except UnicodeDecodeError:  # a Python-2 pickle
-                f.seek(0)
-                anno = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, IndexError) as e:
-        raise DataError(f"RHD annotation file {path} could not be read ({type(e).__name__}: {e}); "
-                        "it is probably truncated",
-                        "delete it and unpack RHD_v1-1.zip again (re-download the archive if "
-                        "unpacking fails)") from None
+    anno = load_pickle(path, "RHD annotation file",
+                       "delete it and unpack RHD_v1-1.zip again (re-download the archive if "
+                       "unpacking fails)")
     if not isinstance(anno, dict):
         raise DataError(f"RHD annotation file {path} holds a {type(anno).__name__}, expected a dict",
                         "unpack RHD_v1-1.zip again")
