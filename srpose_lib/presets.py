@@ -197,7 +197,7 @@ def _generator(mode: str, task: str):
         return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=30, iters_per_epoch=500,
                                     batch_size=16, lr=2e-4, diag_pairs=512)
     if mode == "quick":
-        return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=6, iters_per_epoch=200,
+        return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=4, iters_per_epoch=150,
                                     batch_size=16, lr=1e-3)
     return GeneratorTrainConfig(predictor=predictor, net=net, pairs=pairs, epochs=2, iters_per_epoch=3, batch_size=4,
                                 lr=1e-3, diag_pairs=16)
@@ -215,3 +215,24 @@ def _geometric(method: str, mode: str, task: str):
     else:
         rec = RecTermConfig(batch_size=4, ramp_iters=2, require_diagnostics=False)
     return GeometricConfig(method=method, adapt=adapt, generator=_generator(mode, task), rec=rec)
+
+
+ADAPTATION_METHODS = ("baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo", "rec",
+                      "pseudo_rec")
+
+
+def method_config(method: str, mode: str, task: str, epochs: int = 0, seed: int | None = None):
+    """An adaptation method's config with its mean-teacher ``epochs`` (0 keeps the mode's
+    default) and adaptation ``seed`` set, whether or not it has the reconstruction term
+    (for ``rec``/``pseudo_rec`` both go to the pseudo-labelling part; W + G and the
+    pre-training are shared across seeds)."""
+    if method not in ADAPTATION_METHODS:
+        raise ConfigError(f"unknown adaptation method {method!r}", did_you_mean(method, ADAPTATION_METHODS))
+    changes = {}
+    if epochs > 0:
+        changes["train.epochs"] = epochs
+    if seed is not None:
+        changes["seed"] = seed
+    if method in ("rec", "pseudo_rec"):
+        changes = {f"adapt.{k}": v for k, v in changes.items()}
+    return config_for(method, mode, task, **changes)

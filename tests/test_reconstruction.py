@@ -297,3 +297,71 @@ def test_geometric_config_checks_its_parts():
         from srpose_lib import presets
 
         dataclasses.replace(cfg, adapt=presets.config_for("pseudo", "smoke", "hand"))
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def test_generator_pretraining_records_diagnostics_resumes_and_gates(tmp_path):
+    from srpose_lib import presets
+    from srpose_lib.data.benchmark import BenchmarkData
+    from srpose_lib.errors import TrainingError
+    from srpose_lib.models import build_pose_net
+    from srpose_lib.train.cache import get_or_train
+
+    cfg = presets.config_for("generator", "smoke", "hand")
+    data = BenchmarkData(tmp_path / "cache", show_progress=False)
+    pose = build_pose_net(cfg.pretrain.model, 21)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, it):
+        if epoch == 1:
+            raise Stop
+
+    kw = dict(data=data, predictor=pose, log=lambda *a: None, show_progress=False)
+    with pytest.raises(Stop):
+        get_or_train("generator", cfg, G.train_generator, tmp_path / "cache", on_iteration=interrupt, **kw)
+    resumed = get_or_train("generator", cfg, G.train_generator, tmp_path / "cache", **kw)
+    fresh = get_or_train("generator", cfg, G.train_generator, tmp_path / "other", **kw)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]  # epoch 0: before training
+    for k, v in fresh.state_dict.items():
+        assert torch.equal(v, resumed.state_dict[k]), k
+    last = resumed.history[-1]
+    assert set(last) >= {"loss_predicted", "loss_identity", "ratio", "loss_jitter", "monotone", "passes", "loss_truth"}
+    assert len(last["loss_jitter"]) == len(cfg.jitters) and last["ratio"] > 0
+    geometric = presets.config_for("rec", "smoke", "hand")
+    strict = dataclasses.replace(geometric, rec=dataclasses.replace(geometric.rec, require_diagnostics=True))
+    failing = dataclasses.replace(resumed, metrics={**resumed.metrics, "passes": False})
+    with pytest.raises(TrainingError, match="fails its diagnostics"):
+        G.check_diagnostics(failing, strict)
+    G.check_diagnostics(failing, geometric)  # smoke mode does not require them
+
+
+def test_method_config_sets_epochs_and_seed_for_every_method():
+    from srpose_lib import presets
+
+    for m in ("baseline", "pseudo", "rec", "pseudo_rec"):
+        cfg = presets.method_config(m, "smoke", "body", epochs=3, seed=5)
+        part = cfg.adapt if m in ("rec", "pseudo_rec") else cfg
+        assert (part.train.epochs, part.seed) == (3, 5)
+    with pytest.raises(ConfigError, match="unknown adaptation method"):
+        presets.method_config("recon", "smoke", "body")
+
+
+def test_reconstruction_figures():
+    from srpose_lib.viz import reconstruction as rviz
+
+    S = 32
+    p = {"base": torch.rand(3, S, S), "driving": torch.rand(3, S, S), "p_base": torch.rand(21, 2) * 31,
+         "p_driving": torch.rand(21, 2) * 31, "mask": torch.softmax(torch.randn(21, S, S), 0),
+         "field": geo.coordinate_grid(S, S), "warped": torch.rand(3, S, S), "occlusion": torch.rand(1, S, S),
+         "prediction": torch.rand(3, S, S)}
+    fig = rviz.reconstruction_panels([p, p], HAND21)
+    assert len(fig.axes) == 16
+    trace = [(0, 1.0, torch.rand(21, 2) * 31), (10, 0.5, torch.rand(21, 2) * 31)]
+    assert len(rviz.refinement_figure(p["driving"], p["p_driving"], trace, HAND21).axes) == 2
+    fig = rviz.jitter_curves({"hand": [1.0, 1.1, 1.2, 1.4]}, (1.0, 2.0, 4.0), {"hand": 1.3})
+    assert len(fig.axes[0].lines) == 2
+    assert rviz.region_image(p["mask"], HAND21).shape == (S, S, 3)

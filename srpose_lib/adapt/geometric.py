@@ -250,8 +250,9 @@ def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predic
                     device: torch.device | str = "cpu", log: Callable[[str], None] = print,
                     show_progress: bool = True, on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
     """Pre-train W + G (resumable per epoch) with the keypoints of the frozen pose net
-    ``predictor``. Returns their weights; metrics hold the last epoch's diagnostics and
-    whether they pass."""
+    ``predictor``. Returns their weights; ``history`` holds per epoch the training loss and
+    the diagnostics on fixed target validation pairs (epoch 0: before training), metrics
+    the last epoch's diagnostics and whether they pass."""
     device = torch.device(device)
     run_dir = Path(run_dir)
     tag = f"[generator {cfg.task}]"
@@ -285,6 +286,8 @@ def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predic
         history, start = ckpt["history"], ckpt["epoch"] + 1
         log(f"{tag} resuming after epoch {start}/{cfg.epochs} from {progress_path}")
     domains = list(cfg.domains)
+    if start == 0:  # epoch 0: the untrained W + G (its keypoint prior alone), for the curves
+        history.append({"epoch": 0, "loss": None, "seconds": 0.0, **diagnose(net, diag, cfg, perceptual)})
     for epoch in range(start, cfg.epochs):
         net.train()
         t0 = time.perf_counter()
@@ -326,6 +329,7 @@ def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predic
                           progress_path)
     last = history[-1]
     metrics = {k: last[k] for k in ("loss", "loss_predicted", "loss_identity", "ratio", "passes")}
+    metrics["monotone"] = last["monotone"]
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     return TrainResult("generator", cfg, state, history, metrics, run_dir)
 

@@ -42,7 +42,7 @@ def refine_driving_keypoints(base: torch.Tensor, driving: torch.Tensor, p_base: 
         pred = occlusion * warped + (1 - occlusion) * driving
         value = reconstruction_loss(pred, driving, loss)
         if record_every and step % record_every == 0:
-            trace.append((step, float(value), p.detach().clone()))
+            trace.append((step, value.item(), p.detach().clone()))
         opt.zero_grad()
         value.backward()
         opt.step()

@@ -86,3 +86,44 @@ def prediction_explorer(models: Mapping[str, torch.nn.Module], datasets: Mapping
         widget.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([model_w, data_w]), w.HBox([index, joint]), out])
+
+
+def reconstruction_explorer(net: torch.nn.Module, pairs: Mapping[str, torch.Tensor], skeleton):
+    """Browse reconstruction pairs: choose a pair, the driving keypoints (predicted or
+    ground truth) and a jitter in pixels, and see what W + G make of them and the loss."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from ..adapt.geometric import normal_jitter
+    from ..recon.losses import reconstruction_loss
+    from .reconstruction import reconstruction_panels
+
+    n = len(pairs["base"])
+    index = w.IntSlider(0, 0, n - 1, description="pair", continuous_update=False)
+    source = w.Dropdown(options=["predicted", "ground truth"], description="keypoints")
+    jitter = w.FloatSlider(0.0, min=0.0, max=8.0, step=0.5, description="jitter px", continuous_update=False)
+    out = w.Output()
+
+    def redraw(*_):
+        i = index.value
+        truth = source.value == "ground truth"
+        pb = (pairs["truth_base"] if truth else pairs["p_base"])[i:i + 1]
+        pd = (pairs["truth_driving"] if truth else pairs["p_driving"])[i:i + 1]
+        if jitter.value > 0:
+            pd = normal_jitter(pd, jitter.value, torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            res = net.eval()(pairs["base"][i:i + 1], pb, pd, pairs["background"][i:i + 1])
+            loss = float(reconstruction_loss(res["prediction"], pairs["driving"][i:i + 1]))
+        panel = {"base": pairs["base"][i], "driving": pairs["driving"][i], "p_base": pb[0], "p_driving": pd[0],
+                 **{k: res[k][0] for k in ("mask", "field", "warped", "occlusion", "prediction")}}
+        with out:
+            out.clear_output(wait=True)
+            fig = reconstruction_panels([panel], skeleton)
+            fig.suptitle(f"pair {i}: L_rec {loss:.4f}", fontsize=8)
+            display(fig)
+            plt.close(fig)
+
+    for widget in (index, source, jitter):
+        widget.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([index, source, jitter]), out])
