@@ -9,7 +9,7 @@ from srpose_lib.data.benchmark import BenchmarkData
 from srpose_lib.data.real import RealTaskConfig, require_task_data, task_data_problems, validation_rows
 from srpose_lib.errors import ConfigError, DataError
 from srpose_lib.eval.evaluate import evaluate_pck
-from srpose_lib.presets import benchmark_for, check_task, config_for
+from srpose_lib.presets import benchmark_for, check_task, config_for, require_data
 from srpose_lib.train.supervised import load_model, train_supervised
 
 
@@ -71,3 +71,12 @@ def test_the_early_check_lists_every_missing_dataset_and_its_script(data_dir, tm
     assert problems["rhd"][1].endswith("data_scripts.rhd --data-dir " + str(data_dir) + " --force")
     assert set(task_data_problems("rhd_mvhand", data_dir, 64)) == {"mvhand"}
     assert "data_scripts.mvhand" in task_data_problems("rhd_mvhand", data_dir)["mvhand"][1]
+
+
+def test_notebooks_check_the_data_at_the_crop_size_of_their_run_mode(data_dir):
+    require_data("rhd_h3d", "smoke", data_dir)  # smoke: 64 px crops, as the fixture's
+    require_data("hand", "full", data_dir / "nothing")  # the built-in tasks need no data
+    with pytest.raises(DataError, match=r"(?s)64 px crops.*data_scripts\.rhd --data-dir .* --force"):
+        require_data("rhd_h3d", "quick", data_dir)  # real data: quick is paper scale, 256 px
+    with pytest.raises(ConfigError, match="unknown task"):
+        require_data("rhd", "smoke", data_dir)
