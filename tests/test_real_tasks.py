@@ -80,3 +80,14 @@ def test_notebooks_check_the_data_at_the_crop_size_of_their_run_mode(data_dir):
         require_data("rhd_h3d", "quick", data_dir)  # real data: quick is paper scale, 256 px
     with pytest.raises(ConfigError, match="unknown task"):
         require_data("rhd", "smoke", data_dir)
+
+
+def test_smoke_mode_keeps_the_tiny_network_for_real_tasks():
+    """quick means paper scale for real data, smoke must not: the notebook tests run it on CPU."""
+    for task in ("rhd_h3d", "surreal_3dpw"):
+        smoke, built_in = config_for("source_only", "smoke", task), config_for("source_only", "smoke", "hand")
+        assert (smoke.model, smoke.train, smoke.data.target) == (built_in.model, built_in.train, built_in.data.target)
+        assert smoke.benchmark.image_size == 64
+        adapt = config_for("baseline", "smoke", task)
+        assert adapt.pretrain.model.arch == "resnet_tiny" and adapt.train.iters_per_epoch <= 8
+        assert config_for("style_net", "smoke", task).net == config_for("style_net", "smoke", "hand").net
