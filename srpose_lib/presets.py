@@ -39,6 +39,18 @@ def check_task(task: str) -> str:
     except ConfigError:
         raise ConfigError(f"unknown task {task!r}",
                           did_you_mean(task, ("hand", "body") + tuple(REAL_TASKS))) from None
+
+
+def require_data(task: str, mode: str, data_dir) -> None:
+    """Fail early when a real-data task's prepared datasets are not in ``data_dir`` at the
+    crop size of ``mode`` (64 px in smoke mode, else 256): a DataError listing the
+    ``python -m data_scripts.<name>`` commands. Nothing to check for hand and body."""
+    from .data.real import REAL_TASKS, require_task_data
+
+    if check_task(task) in REAL_TASKS:
+        require_task_data(task, data_dir, benchmark_for(mode, task).image_size)
+
+
 STAGES = ("source_only", "oracle", "pretrain", "lifting", "style_net",
           "baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo",
           "generator", "rec", "pseudo_rec")

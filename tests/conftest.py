@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny notebooks written into ``tmp_path`` and a clean ``SRPOSE_*`` env."""
+"""Shared fixtures: tiny notebooks written into ``tmp_path``, a clean ``SRPOSE_*`` env and a
+tiny prepared real-data task (rhd_h3d) made of benchmark images."""
 
 from __future__ import annotations
 
@@ -60,3 +61,30 @@ def clean_srpose_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SRPOSE_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
+
+
+def write_prepared(data_dir, name: str, domain: str, n_train: int = 48, n_test: int = 16) -> None:
+    """A tiny prepared dataset (64 px crops, Hand21) made of the built-in benchmark's images
+    of ``domain``, stand-ins for real crops."""
+    from srpose_lib.data.prepared import PreparedWriter
+    from srpose_lib.synth.benchmark import benchmark_config, render_split
+
+    bench = benchmark_config("hand", num_train=n_train, num_test=n_test, num_val=8)
+    writer = PreparedWriter(data_dir, name, "hand21", crop_size=64)
+    for split, src in (("train", "train"), ("test", "test")):
+        sp = render_split(bench, domain, src)
+        for i in range(len(sp)):
+            writer.add(split, sp.images[i], sp.keypoints[i], sp.visible[i], keypoints3d=sp.keypoints3d[i],
+                       sequence=int(sp.sequence[i]), frame=int(sp.frame[i]), source_image=f"{split}/{i}.png")
+    writer.finish({"kind": "test fixture"})
+
+
+@pytest.fixture(scope="session")
+def rhd_h3d_data_dir(tmp_path_factory) -> Path:
+    """A DATA_DIR holding the two datasets of the real task rhd_h3d, prepared at 64 px (the
+    crop size of real tasks in smoke mode): benchmark source images as "rhd", target
+    images as "h3d"."""
+    root = tmp_path_factory.mktemp("data")
+    write_prepared(root, "rhd", "source")
+    write_prepared(root, "h3d", "target")
+    return root

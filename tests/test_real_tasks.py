@@ -6,33 +6,16 @@ import pytest
 import torch
 
 from srpose_lib.data.benchmark import BenchmarkData
-from srpose_lib.data.prepared import PreparedWriter
-from srpose_lib.data.real import RealTaskConfig, validation_rows
+from srpose_lib.data.real import RealTaskConfig, require_task_data, task_data_problems, validation_rows
 from srpose_lib.errors import ConfigError, DataError
 from srpose_lib.eval.evaluate import evaluate_pck
-from srpose_lib.presets import benchmark_for, check_task, config_for
-from srpose_lib.synth.benchmark import benchmark_config, render_split
+from srpose_lib.presets import benchmark_for, check_task, config_for, require_data
 from srpose_lib.train.supervised import load_model, train_supervised
 
 
-def write_prepared(data_dir, name, domain, n_train=48, n_test=16):
-    """A tiny prepared dataset made of benchmark images (stand-ins for real crops)."""
-    bench = benchmark_config("hand", num_train=n_train, num_test=n_test, num_val=8)
-    writer = PreparedWriter(data_dir, name, "hand21", crop_size=64)
-    for split, src in (("train", "train"), ("test", "test")):
-        sp = render_split(bench, domain, src)
-        for i in range(len(sp)):
-            writer.add(split, sp.images[i], sp.keypoints[i], sp.visible[i], keypoints3d=sp.keypoints3d[i],
-                       sequence=int(sp.sequence[i]), frame=int(sp.frame[i]), source_image=f"{split}/{i}.png")
-    writer.finish({"kind": "test fixture"})
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_prepared(root, "rhd", "source")
-    write_prepared(root, "h3d", "target")
-    return root
+def data_dir(rhd_h3d_data_dir):
+    return rhd_h3d_data_dir
 
 
 def test_real_tasks_are_known_and_checked():
@@ -70,3 +53,41 @@ def test_missing_or_mismatched_data_names_the_fix(data_dir, tmp_path):
     wrong = BenchmarkData(None, show_progress=False, data_dir=data_dir)
     with pytest.raises(DataError, match="crop-size 256"):
         wrong.split(benchmark_for("full", "rhd_h3d"), "target", "test")
+
+
+def test_the_early_check_lists_every_missing_dataset_and_its_script(data_dir, tmp_path):
+    assert task_data_problems("hand", tmp_path) == {} and require_task_data("body", tmp_path) is None
+    assert task_data_problems("rhd_h3d", data_dir, 64) == {}
+    require_task_data("rhd_h3d", data_dir, 64)
+    with pytest.raises(DataError) as err:
+        require_task_data("surreal_lsp", tmp_path / "nothing", 64)
+    fix = err.value.fix
+    assert "surreal" in err.value.message and "lsp" in err.value.message
+    assert f"python -m data_scripts.surreal --data-dir {tmp_path / 'nothing'} --crop-size 64" in fix
+    assert f"python -m data_scripts.lsp --data-dir {tmp_path / 'nothing'} --crop-size 64" in fix
+    # one dataset present: only the other is listed; the default crop size adds no flag
+    problems = task_data_problems("rhd_mvhand", data_dir, 256)
+    assert set(problems) == {"rhd", "mvhand"} and "64 px crops" in problems["rhd"][0]
+    assert problems["rhd"][1].endswith("data_scripts.rhd --data-dir " + str(data_dir) + " --force")
+    assert set(task_data_problems("rhd_mvhand", data_dir, 64)) == {"mvhand"}
+    assert "data_scripts.mvhand" in task_data_problems("rhd_mvhand", data_dir)["mvhand"][1]
+
+
+def test_notebooks_check_the_data_at_the_crop_size_of_their_run_mode(data_dir):
+    require_data("rhd_h3d", "smoke", data_dir)  # smoke: 64 px crops, as the fixture's
+    require_data("hand", "full", data_dir / "nothing")  # the built-in tasks need no data
+    with pytest.raises(DataError, match=r"(?s)64 px crops.*data_scripts\.rhd --data-dir .* --force"):
+        require_data("rhd_h3d", "quick", data_dir)  # real data: quick is paper scale, 256 px
+    with pytest.raises(ConfigError, match="unknown task"):
+        require_data("rhd", "smoke", data_dir)
+
+
+def test_smoke_mode_keeps_the_tiny_network_for_real_tasks():
+    """quick means paper scale for real data, smoke must not: the notebook tests run it on CPU."""
+    for task in ("rhd_h3d", "surreal_3dpw"):
+        smoke, built_in = config_for("source_only", "smoke", task), config_for("source_only", "smoke", "hand")
+        assert (smoke.model, smoke.train, smoke.data.target) == (built_in.model, built_in.train, built_in.data.target)
+        assert smoke.benchmark.image_size == 64
+        adapt = config_for("baseline", "smoke", task)
+        assert adapt.pretrain.model.arch == "resnet_tiny" and adapt.train.iters_per_epoch <= 8
+        assert config_for("style_net", "smoke", task).net == config_for("style_net", "smoke", "hand").net

@@ -71,3 +71,24 @@ def test_explorers_follow_their_controls():
     joint.value = "l_wrist"
     index.value = 2
     assert index.max == len(ds) - 1
+
+
+
+class _Split:
+    """The attributes of a split that the figures read."""
+
+    def __init__(self, n, skeleton=HAND21):
+        self.images = torch.randint(0, 255, (n, 3, 16, 16), dtype=torch.uint8)
+        self.keypoints = torch.rand(n, skeleton.num_joints, 2) * 15
+        self.visible = torch.ones(n, skeleton.num_joints, dtype=torch.bool)
+        self.skeleton = skeleton
+
+    def __len__(self):
+        return len(self.images)
+
+
+def test_dataset_samples_spread_over_splits_of_any_length():
+    fig = viz.dataset_samples({"source: rhd": _Split(30), "target: h3d": _Split(3)}, n=5)
+    assert len(fig.axes) == 10 and sum(ax.has_data() for ax in fig.axes) == 5 + 3
+    assert fig.axes[0].get_ylabel() == "source: rhd\n(30 images)" and "3 images" in fig.axes[5].get_ylabel()
+    assert len(fig.axes[0].lines) == len(HAND21.bones)

@@ -110,3 +110,51 @@ def subset(sp, rows: np.ndarray, split: str):
     flipped = sp.flipped[idx] if sp.flipped is not None else None
     return replace(sp, split=split, images=images, names=[sp.names[i] for i in rows],
                    source_images=[sp.source_images[i] for i in rows], flipped=flipped, **tensors)
+
+
+
+def task_datasets(task: str) -> tuple[str, ...]:
+    """The prepared datasets a task reads: (source, target) for a real-data task, none for
+    the built-in benchmark's tasks (hand, body)."""
+    return tuple(REAL_TASKS[task][:2]) if task in REAL_TASKS else ()
+
+
+def task_data_problems(task: str, data_dir, image_size: int | None = None) -> dict[str, tuple[str, str]]:
+    """``{dataset: (problem, command)}`` for every dataset of ``task`` that cannot be read
+    from ``data_dir`` — not prepared, an interrupted prepare, an unreadable ``meta.json``,
+    or (with ``image_size``) crops of another size — with the command that prepares it
+    (``--crop-size`` added when ``image_size`` is not the scripts' default, 256). Empty
+    when all are ready, and for the built-in tasks. Reads only each ``meta.json``; never
+    raises."""
+    from .prepared import _read_meta, prepare_command
+
+    crop = f" --crop-size {image_size}" if image_size not in (None, 256) else ""
+    problems = {}
+    for name in task_datasets(task):
+        try:
+            _, meta = _read_meta(data_dir, name)
+        except DataError as e:
+            problems[name] = (e.message, prepare_command(data_dir, name) + crop)
+            continue
+        if image_size is not None and meta["crop_size"] != image_size:
+            problems[name] = (f"prepared {name} has {meta['crop_size']} px crops, the task expects {image_size} px",
+                              prepare_command(data_dir, name, force=True) + crop)
+    return problems
+
+
+def require_task_data(task: str, data_dir, image_size: int | None = None) -> None:
+    """Fail early, before any training, when a real-data task's prepared datasets are not
+    all in ``data_dir``: a :class:`DataError` that says what is wrong with each and lists
+    the ``python -m data_scripts.<name>`` commands that fix it. Nothing to check for the
+    built-in tasks."""
+    problems = task_data_problems(task, data_dir, image_size)
+    if not problems:
+        return
+    source, target = task_datasets(task)
+    raise DataError(
+        f"task {task} (source {source}, target {target}) needs prepared data in {data_dir}: "
+        + "; ".join(problem for problem, _ in problems.values()),
+        "run " + " and ".join(f"`{cmd}`" for _, cmd in problems.values())
+        + " (data_scripts/README.md says where each dataset's raw files go; "
+        f"`python -m data_scripts.check --data-dir {data_dir}` reports what is present), "
+        "or set DATA_DIR to the folder that holds them")

@@ -110,6 +110,35 @@ def domains_side_by_side(splits: Mapping[str, object], indices: Sequence[int], s
     return fig
 
 
+def dataset_samples(splits: Mapping[str, object], n: int = 8, size: float = 1.6,
+                    suptitle: str | None = None) -> plt.Figure:
+    """One row per split (e.g. a real task's source and target dataset), ``n`` samples
+    spread evenly over each split (splits of different lengths and orders), each with its
+    skeleton; occluded joints as hollow rings. Rows are labelled with their names and
+    sizes."""
+    names = list(splits)
+    fig, axes = plt.subplots(len(names), n, figsize=(size * n, size * len(names) + 0.4), squeeze=False)
+    for r, name in enumerate(names):
+        sp = splits[name]
+        count = len(sp)
+        idx = torch.linspace(0, count - 1, min(n, count)).round().long().tolist() if count else []
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c >= len(idx):
+                ax.set_axis_off()
+                continue
+            i = idx[c]
+            ax.imshow(_image(sp.images[i]), interpolation="nearest")
+            draw_pose(ax, sp.keypoints[i], sp.skeleton, sp.visible[i], linewidth=0.8, markersize=5)
+            if c == 0:
+                ax.set_ylabel(f"{name}\n({count} images)", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
 def show_pairs(split, pairs, n: int = 4, size: float = 1.8) -> plt.Figure:
     """Base/driving pairs: base on top, driving below, with their skeletons."""
     fig, axes = plt.subplots(2, n, figsize=(size * n, size * 2), squeeze=False)
