@@ -36,6 +36,10 @@ class Stages:
     def _kw(self):
         return dict(data=self.data, device=self.device, log=self.log, show_progress=self.show_progress)
 
+    def _get(self, stage: str, cfg, train_fn, force: bool, **extra) -> TrainResult:
+        return get_or_train(stage, cfg, train_fn, self.cache_dir, force=force, data_id=self.data.fingerprint(cfg),
+                            **extra, **self._kw())
+
     def supervised(self, cfg, force: bool = False) -> TrainResult:
         """source_only, oracle, or pretrain (which first gets its StyleNet)."""
         from .train.supervised import train_supervised
@@ -43,12 +47,12 @@ class Stages:
         extra = {}
         if cfg.stage == "pretrain":
             extra["style_net"] = self.style_net_model(cfg.style)
-        return get_or_train(cfg.stage, cfg, train_supervised, self.cache_dir, force=force, **self._kw(), **extra)
+        return self._get(cfg.stage, cfg, train_supervised, force, **extra)
 
     def style_net(self, cfg, force: bool = False) -> TrainResult:
         from .train.style import train_style_net
 
-        return get_or_train("style_net", cfg, train_style_net, self.cache_dir, force=force, **self._kw())
+        return self._get("style_net", cfg, train_style_net, force)
 
     def style_net_model(self, cfg):
         from .train.style import load_style_net
@@ -58,7 +62,7 @@ class Stages:
     def lifting(self, cfg, force: bool = False) -> TrainResult:
         from .adapt.lifting import train_lifting
 
-        return get_or_train("lifting", cfg, train_lifting, self.cache_dir, force=force, **self._kw())
+        return self._get("lifting", cfg, train_lifting, force)
 
     def lifting_model(self, cfg):
         from .adapt.lifting import load_lifting
@@ -70,8 +74,7 @@ class Stages:
         adaptation method, or a supervised model."""
         from .adapt.geometric import train_generator
 
-        return get_or_train("generator", cfg, train_generator, self.cache_dir, force=force,
-                            predictor=self.pose_model(cfg.predictor), **self._kw())
+        return self._get("generator", cfg, train_generator, force, predictor=self.pose_model(cfg.predictor))
 
     def pose_model(self, cfg) -> torch.nn.Module:
         """The pose net a config stands for, in eval mode: a supervised model or an
@@ -103,5 +106,5 @@ class Stages:
         pretrained = self.supervised(adapt.pretrain)
         style = self.style_net_model(adapt.style) if adapt.style is not None else None
         lifting = self.lifting_model(adapt.lifting) if adapt.lifting is not None else None
-        return get_or_train(cfg.method, cfg, train_adaptation, self.cache_dir, force=force, pretrained=pretrained,
-                            style_net=style, lifting=lifting, **extra, **self._kw())
+        return self._get(cfg.method, cfg, train_adaptation, force, pretrained=pretrained, style_net=style,
+                         lifting=lifting, **extra)

@@ -91,3 +91,27 @@ def test_smoke_mode_keeps_the_tiny_network_for_real_tasks():
         adapt = config_for("baseline", "smoke", task)
         assert adapt.pretrain.model.arch == "resnet_tiny" and adapt.train.iters_per_epoch <= 8
         assert config_for("style_net", "smoke", task).net == config_for("style_net", "smoke", "hand").net
+
+
+def test_checkpoints_of_real_tasks_are_keyed_by_the_prepared_data(data_dir, tmp_path):
+    import json
+    import shutil
+
+    from srpose_lib.train.cache import run_key
+
+    cfg = config_for("source_only", "smoke", "rhd_h3d")
+    synthetic = config_for("source_only", "smoke", "hand")
+    data = BenchmarkData(tmp_path / "cache", show_progress=False, data_dir=data_dir)
+    assert data.fingerprint(synthetic) is None  # the benchmark's config fixes its data
+    assert run_key("source_only", synthetic, None) == run_key("source_only", synthetic)
+    first = data.fingerprint(cfg)
+    assert first is not None and first == data.fingerprint(config_for("baseline", "smoke", "rhd_h3d"))
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    assert BenchmarkData(None, data_dir=copy).fingerprint(cfg) == first  # the same data elsewhere: same key
+    meta = copy / "prepared" / "h3d" / "meta.json"
+    m = json.loads(meta.read_text())
+    m["re-prepared"] = True
+    meta.write_text(json.dumps(m))
+    other = BenchmarkData(None, data_dir=copy).fingerprint(cfg)
+    assert other != first and run_key("source_only", cfg, other) != run_key("source_only", cfg, first)

@@ -42,6 +42,32 @@ class BenchmarkData:
                                            compile=bool(compile), progress=self.show_progress)
         return self._splits[key]
 
+    def fingerprint(self, cfg) -> str | None:
+        """A fingerprint of the prepared real datasets a (nested) stage config trains on —
+        their ``meta.json`` contents — or ``None`` for the built-in benchmark, whose data is
+        fixed by the config itself. Checkpoints are keyed by it (re-preparing a dataset or
+        pointing ``DATA_DIR`` elsewhere never loads a checkpoint trained on other data)."""
+        import dataclasses
+
+        from ..config import stable_hash
+        from .prepared import _read_meta
+        from .real import RealTaskConfig
+
+        def find(node):
+            if isinstance(node, RealTaskConfig):
+                return node
+            if dataclasses.is_dataclass(node):
+                for f in dataclasses.fields(node):
+                    hit = find(getattr(node, f.name))
+                    if hit is not None:
+                        return hit
+            return None
+
+        real = find(cfg)
+        if real is None:
+            return None
+        return stable_hash([_read_meta(self._data_dir(), name)[1] for name in (real.source, real.target)])
+
     def _data_dir(self) -> Path:
         import os
 

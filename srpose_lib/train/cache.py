@@ -39,15 +39,20 @@ class TrainResult:
     provenance: dict = field(default_factory=dict)
 
 
-def run_key(stage: str, cfg) -> str:
+def run_key(stage: str, cfg, data_id: str | None = None) -> str:
+    """``<stage>-<task>-<hash>``; ``data_id`` (a fingerprint of prepared real datasets) joins
+    the hash when given, so re-prepared or other data never loads a checkpoint of the old."""
     cfg_dict = to_dict(cfg)
     task = getattr(cfg, "task", None) or getattr(getattr(cfg, "benchmark", None), "task", "")
-    digest = stable_hash({"stage": stage, "format": FORMAT_VERSION, "config": cfg_dict})
+    keyed = {"stage": stage, "format": FORMAT_VERSION, "config": cfg_dict}
+    if data_id is not None:
+        keyed["data"] = data_id
+    digest = stable_hash(keyed)
     return f"{stage}-{task}-{digest}" if task else f"{stage}-{digest}"
 
 
-def run_dir(stage: str, cfg, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / "runs" / run_key(stage, cfg)
+def run_dir(stage: str, cfg, cache_dir: str | Path, data_id: str | None = None) -> Path:
+    return Path(cache_dir) / "runs" / run_key(stage, cfg, data_id)
 
 
 def load_checkpoint(path: Path, stage: str, cfg) -> dict:
@@ -71,11 +76,13 @@ def load_checkpoint(path: Path, stage: str, cfg) -> dict:
 
 
 def get_or_train(stage: str, cfg, train_fn: Callable[..., TrainResult], cache_dir: str | Path,
-                 force: bool = False, log: Callable[[str], None] = print, **train_kwargs) -> TrainResult:
+                 force: bool = False, log: Callable[[str], None] = print, data_id: str | None = None,
+                 **train_kwargs) -> TrainResult:
     """Return the cached result of ``train_fn(cfg, run_dir=..., **train_kwargs)`` or train.
 
-    ``force=True`` deletes the cached run (final and progress) first."""
-    folder = run_dir(stage, cfg, cache_dir)
+    ``force=True`` deletes the cached run (final and progress) first; ``data_id`` keys the
+    run to the data it trains on as well (real datasets, see :meth:`BenchmarkData.fingerprint`)."""
+    folder = run_dir(stage, cfg, cache_dir, data_id)
     final = folder / "final.pt"
     if force and folder.exists():
         shutil.rmtree(folder)
