@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # The notebook run through nbval in `make test` (per-cell failure reports).
 NBVAL_NOTEBOOKS ?= notebooks/00_data_and_domain_gap.ipynb
 
-.PHONY: run test setup clean-env lab bench
+.PHONY: run test setup clean-env lab bench bench-rec
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_throughput.py
+
+# one full-size +rec step (ResNet-101 f_kp + W + G at 256 px, 16 pairs): time and peak memory (meant for a GPU)
+bench-rec: $(STAMP)
+	$(PY) benchmarks/bench_reconstruction.py $(RUN_ARGS)
 
 clean-env:
 	rm -rf $(VENV)
