@@ -289,6 +289,21 @@ def test_gradient_routing_driving_keypoints_carry_gradient_base_keypoints_do_not
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
 
 
+def test_equivariance_term_adds_to_the_reconstruction_loss():
+    from srpose_lib.models import build_pose_net
+
+    cfg = _tiny_geometric_config()
+    pcfg = cfg.adapt.pretrain
+    split = render_split(dataclasses.replace(pcfg.benchmark, num_train=32), "target", "train")
+    torch.manual_seed(0)
+    student, teacher = build_pose_net(pcfg.model, 21), build_pose_net(pcfg.model, 21)
+    net = Reconstructor(cfg.generator.net, HAND21)
+    with_eq = dataclasses.replace(cfg, rec=dataclasses.replace(cfg.rec, equivariance=10.0))
+    plain, _ = G.RecTerm(cfg, net, split, 1e-3, "cpu").loss(student, teacher, torch.arange(4), torch.Generator().manual_seed(0))
+    more, _ = G.RecTerm(with_eq, net, split, 1e-3, "cpu").loss(student, teacher, torch.arange(4), torch.Generator().manual_seed(0))
+    assert torch.isfinite(more) and more > plain
+
+
 def test_geometric_config_checks_its_parts():
     cfg = _tiny_geometric_config()
     with pytest.raises(ConfigError, match="unknown geometric method"):

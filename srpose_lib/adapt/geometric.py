@@ -417,6 +417,9 @@ class RecTermConfig:
     keypoint_radius: int = 3
     require_diagnostics: bool = True  # refuse to train when the pre-trained W + G fails its diagnostics
     grad_every: int = 50  # measure the keypoint-gradient ratio of λ·L_rec to L_pl every this many iterations
+    equivariance: float = 0.0  # λ_eq of FOMM's equivariance loss on the driving images (0: off; the mean
+    #                            teacher's consistency already asks the student for equivariance)
+    equivariance_affine: float = 0.05  # its random affine: rotation ±(90 × this)°, zoom exp(±this), shift ±this
 
 
 @dataclass(frozen=True)
@@ -484,7 +487,20 @@ class RecTerm:
         p_driving = torch.cat([p_student[n:], p_student[:n]])
         bg = torch.cat([b["background"], invert_background(b["background"])])
         out = self.net(base, p_base.detach(), p_driving, bg)
-        return reconstruction_loss(out["prediction"], driving, self.cfg.generator.loss, self.perceptual), heat
+        loss = reconstruction_loss(out["prediction"], driving, self.cfg.generator.loss, self.perceptual)
+        if self.rc.equivariance > 0:
+            loss = loss + self.rc.equivariance * self._equivariance(student, images, p_student, generator)
+        return loss, heat
+
+    def _equivariance(self, student, images, keypoints, generator) -> torch.Tensor:
+        from ..recon.losses import equivariance_loss
+
+        a, S = self.rc.equivariance_affine, images.shape[-1]
+        n = len(images)
+        u = lambda shape=(n,): (2 * torch.rand(shape, generator=generator) - 1) * a  # noqa: E731
+        tau = affine_matrix(u() * 90.0, torch.exp(u()), u((n, 2)) * S, torch.zeros(n, dtype=torch.bool), S)
+        fn = lambda x: soft_keypoints(student(x).float(), self.loss_name, self.stride, self.rc.keypoint_radius)  # noqa: E731
+        return equivariance_loss(fn, images, keypoints, tau.to(images.device))
 
     def step(self):
         if self.opt is not None:
