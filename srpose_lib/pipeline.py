@@ -19,15 +19,16 @@ from typing import Callable
 import torch
 
 from .data.benchmark import BenchmarkData
-from .train.cache import TrainResult, get_or_train
+from .train.cache import TrainResult, get_or_train, run_dir
 
 
 class Stages:
     """The series' trained stages for one cache folder, data source and device."""
 
     def __init__(self, cache_dir: str | Path, data: BenchmarkData, device: torch.device | str = "cpu",
-                 log: Callable[[str], None] = print, show_progress: bool = True):
+                 log: Callable[[str], None] = print, show_progress: bool = True, require_diagnostics: bool = True):
         self.cache_dir = Path(cache_dir)
+        self.require_diagnostics = require_diagnostics  # +rec on a W + G failing its diagnostics: refuse or warn
         self.data = data
         self.device = torch.device(device)
         self.log = log
@@ -35,6 +36,18 @@ class Stages:
 
     def _kw(self):
         return dict(data=self.data, device=self.device, log=self.log, show_progress=self.show_progress)
+
+    def is_trained(self, stage: str, cfg) -> bool:
+        """Whether the cache holds the finished run of ``stage`` with ``cfg``."""
+        return (run_dir(stage, cfg, self.cache_dir, self.data.fingerprint(cfg)) / "final.pt").exists()
+
+    def diagnostics_pass(self, cfg) -> bool | None:
+        """For a +rec config, whether its pre-trained W + G passes its diagnostics (None otherwise)."""
+        from .adapt.geometric import GeometricConfig
+
+        if not isinstance(cfg, GeometricConfig):
+            return None
+        return bool(self.generator(cfg.generator).metrics.get("passes", False))
 
     def _get(self, stage: str, cfg, train_fn, force: bool, **extra) -> TrainResult:
         return get_or_train(stage, cfg, train_fn, self.cache_dir, force=force, data_id=self.data.fingerprint(cfg),
@@ -101,7 +114,8 @@ class Stages:
         extra = {}
         if isinstance(cfg, GeometricConfig):
             gen = self.generator(cfg.generator)
-            check_diagnostics(gen, cfg)
+            if force or not self.is_trained(cfg.method, cfg):  # a finished run loads whatever its W + G
+                check_diagnostics(gen, cfg, strict=self.require_diagnostics, log=self.log)
             extra["recon"] = load_reconstructor(gen, self.device)
         pretrained = self.supervised(adapt.pretrain)
         style = self.style_net_model(adapt.style) if adapt.style is not None else None

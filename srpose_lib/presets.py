@@ -228,7 +228,7 @@ def _geometric(method: str, mode: str, task: str):
     elif mode == "quick":  # 4 pairs (8 images, both ways) per iteration: +60% time per iteration
         rec = RecTermConfig(weight=3.0, batch_size=4, ramp_iters=300)
     else:
-        rec = RecTermConfig(batch_size=4, ramp_iters=2, require_diagnostics=False)
+        rec = RecTermConfig(batch_size=4, ramp_iters=2)
     return GeometricConfig(method=method, adapt=adapt, generator=_generator(mode, task), rec=rec)
 
 

@@ -347,11 +347,14 @@ def test_generator_pretraining_records_diagnostics_resumes_and_gates(tmp_path):
     assert set(last) >= {"loss_predicted", "loss_identity", "ratio", "loss_jitter", "monotone", "passes", "loss_truth"}
     assert len(last["loss_jitter"]) == len(cfg.jitters) and last["ratio"] > 0
     geometric = presets.config_for("rec", "smoke", "hand")
-    strict = dataclasses.replace(geometric, rec=dataclasses.replace(geometric.rec, require_diagnostics=True))
     failing = dataclasses.replace(resumed, metrics={**resumed.metrics, "passes": False})
     with pytest.raises(TrainingError, match="fails its diagnostics"):
-        G.check_diagnostics(failing, strict)
-    G.check_diagnostics(failing, geometric)  # smoke mode does not require them
+        G.check_diagnostics(failing, geometric)
+    warnings = []
+    assert G.check_diagnostics(failing, geometric, strict=False, log=warnings.append) is False
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING") and "identity warp" in warnings[0]
+    passing = dataclasses.replace(resumed, metrics={**resumed.metrics, "passes": True})
+    assert G.check_diagnostics(passing, geometric) is True
 
 
 def test_method_config_sets_epochs_and_seed_for_every_method():
@@ -380,3 +383,38 @@ def test_reconstruction_figures():
     fig = rviz.jitter_curves({"hand": [1.0, 1.1, 1.2, 1.4]}, (1.0, 2.0, 4.0), {"hand": 1.3})
     assert len(fig.axes[0].lines) == 2
     assert rviz.region_image(p["mask"], HAND21).shape == (S, S, 3)
+
+
+def test_stages_gate_refuses_or_warns_and_never_blocks_a_finished_run(tmp_path, monkeypatch):
+    """The diagnostics gate is a policy of :class:`Stages`, outside the hashed config: strict
+    refuses to train +rec on a failing W + G, lenient warns and trains, and a run already in
+    the cache loads whatever the policy."""
+    from srpose_lib import presets
+    from srpose_lib.data.benchmark import BenchmarkData
+    from srpose_lib.errors import TrainingError
+    from srpose_lib.pipeline import Stages
+    from srpose_lib.train.cache import TrainResult, run_dir
+
+    cfg = presets.config_for("rec", "smoke", "hand")
+    failing = TrainResult("generator", cfg.generator, {}, history=[{"monotone": False}],
+                          metrics={"passes": False, "ratio": 1.2})
+    trained = []
+    monkeypatch.setattr(Stages, "generator", lambda self, c, force=False: failing)
+    monkeypatch.setattr(Stages, "supervised", lambda self, c, force=False: None)
+    monkeypatch.setattr(Stages, "style_net_model", lambda self, c: None)
+    monkeypatch.setattr(Stages, "lifting_model", lambda self, c: None)
+    monkeypatch.setattr(Stages, "_get", lambda self, stage, c, fn, force, **kw: trained.append(stage) or stage)
+    monkeypatch.setattr(G, "load_reconstructor", lambda result, device: None)
+    data = BenchmarkData(tmp_path / "cache")
+    with pytest.raises(TrainingError, match="fails its diagnostics"):
+        Stages(tmp_path / "cache", data, log=lambda *a: None).adapted(cfg)
+    assert trained == []
+    logged = []
+    lenient = Stages(tmp_path / "cache", data, log=logged.append, require_diagnostics=False)
+    assert lenient.adapted(cfg) == "rec" and trained == ["rec"]
+    assert any(line.startswith("WARNING") for line in logged)
+    assert lenient.diagnostics_pass(cfg) is False and lenient.diagnostics_pass(cfg.adapt) is None
+    folder = run_dir("rec", cfg, tmp_path / "cache", data.fingerprint(cfg))
+    folder.mkdir(parents=True)
+    (folder / "final.pt").write_bytes(b"")
+    assert Stages(tmp_path / "cache", data, log=lambda *a: None).adapted(cfg) == "rec"  # strict, but finished
