@@ -49,6 +49,13 @@ class Stages:
             return None
         return bool(self.generator(cfg.generator).metrics.get("passes", False))
 
+    def refuses(self, cfg, force: bool = False) -> bool:
+        """Whether :meth:`adapted` would refuse ``cfg``: a +rec run not yet trained (or forced)
+        whose W + G fails its diagnostics, with ``require_diagnostics`` on."""
+        if not self.require_diagnostics or self.diagnostics_pass(cfg) is not False:
+            return False
+        return force or not self.is_trained(cfg.method, cfg)
+
     def _get(self, stage: str, cfg, train_fn, force: bool, **extra) -> TrainResult:
         return get_or_train(stage, cfg, train_fn, self.cache_dir, force=force, data_id=self.data.fingerprint(cfg),
                             **extra, **self._kw())

@@ -81,3 +81,15 @@ def test_pose_predictor_records_the_gap(smoke_run, task):
         name = f"pck/{task}/{method}/{split}/all"
         assert name in metrics, f"{PREDICTOR} did not record {name}"
 
+
+
+@pytest.mark.parametrize("task", ["hand", "body"])
+def test_full_method_and_table_a_record_all_four_rows(smoke_run, task):
+    """Smoke mode trains every row (its W + G is too brief to pass the diagnostics, and the
+    gate is off there), so notebooks 05 and 06 record the four methods of Table A."""
+    for notebook, names in (("05_full_method", "pck/{task}/{m}/target_test/all"),
+                            ("06_complementarity", "tablea/{task}/{m}/all/mean")):
+        metrics = smoke_run["notebooks"][notebook]["metrics"]
+        for m in ("baseline", "pseudo", "rec", "pseudo_rec"):
+            name = names.format(task=task, m=m)
+            assert name in metrics, f"{notebook} did not record {name}"

@@ -406,15 +406,18 @@ def test_stages_gate_refuses_or_warns_and_never_blocks_a_finished_run(tmp_path, 
     monkeypatch.setattr(Stages, "_get", lambda self, stage, c, fn, force, **kw: trained.append(stage) or stage)
     monkeypatch.setattr(G, "load_reconstructor", lambda result, device: None)
     data = BenchmarkData(tmp_path / "cache")
+    strict = Stages(tmp_path / "cache", data, log=lambda *a: None)
+    assert strict.refuses(cfg) and not strict.refuses(cfg.adapt)
     with pytest.raises(TrainingError, match="fails its diagnostics"):
-        Stages(tmp_path / "cache", data, log=lambda *a: None).adapted(cfg)
+        strict.adapted(cfg)
     assert trained == []
     logged = []
     lenient = Stages(tmp_path / "cache", data, log=logged.append, require_diagnostics=False)
-    assert lenient.adapted(cfg) == "rec" and trained == ["rec"]
+    assert not lenient.refuses(cfg) and lenient.adapted(cfg) == "rec" and trained == ["rec"]
     assert any(line.startswith("WARNING") for line in logged)
     assert lenient.diagnostics_pass(cfg) is False and lenient.diagnostics_pass(cfg.adapt) is None
     folder = run_dir("rec", cfg, tmp_path / "cache", data.fingerprint(cfg))
     folder.mkdir(parents=True)
     (folder / "final.pt").write_bytes(b"")
-    assert Stages(tmp_path / "cache", data, log=lambda *a: None).adapted(cfg) == "rec"  # strict, but finished
+    assert not strict.refuses(cfg) and strict.refuses(cfg, force=True)
+    assert strict.adapted(cfg) == "rec"  # strict, but finished
