@@ -292,3 +292,34 @@ def test_writer_rejects_a_wrong_joint_count(tmp_path):
     w = PreparedWriter(tmp_path, "toy", "hand21", crop_size=32)
     with pytest.raises(DataError, match="21 joints"):
         w.add("train", torch.zeros(3, 10, 10, dtype=torch.uint8), np.zeros((16, 2)), np.ones(16, bool))
+
+
+def test_disk_full_names_the_file_and_a_rerun_resumes(tmp_path, monkeypatch):
+    """ENOSPC while writing a crop: a DataError naming the file, the disk and the command,
+    no half-written file, the folder left incomplete, and the next run picks up."""
+    import errno
+
+    from srpose_lib.data import prepared as P
+
+    real = P._write_bytes_atomic
+    calls = []
+
+    def full_after_three(path, data):
+        calls.append(path)
+        if len(calls) == 4:
+            with P._atomic_file(path, "wb") as handle:  # the temp file must not survive
+                handle.write(data[:10])
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(P, "_write_bytes_atomic", full_after_three)
+    with pytest.raises(DataError, match="no space left") as e:
+        _write(tmp_path)
+    assert str(calls[3]) in e.value.message and "data_scripts.toy" in e.value.fix and "resumes" in e.value.fix
+    folder = prepared_dir(tmp_path, "toy")
+    assert not list(folder.rglob("*.tmp")) and not calls[3].exists()
+    assert check_prepared(tmp_path, "toy")["complete"] is False
+    monkeypatch.setattr(P, "_write_bytes_atomic", real)
+    w = _write(tmp_path)
+    assert w.reused == 3 and w.written == 3
+    assert len(load_prepared(tmp_path, "toy", "train")) == 4

@@ -37,6 +37,7 @@ into a :class:`PreparedSplit`, which has the attributes of the built-in benchmar
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -134,6 +135,20 @@ def _readable(path: Path) -> None:
         os.chmod(path, _FILE_MODE)
     except OSError:
         pass
+
+
+@contextmanager
+def _disk_full_names_the_fix(path: Path, root: Path, command: str):
+    """A full disk (or quota) while preparing: a DataError naming the file and how to go on
+    (the temp file is already gone and ``meta.json`` still says incomplete, so a rerun resumes)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DataError(f"no space left on the device while writing {path} ({e.strerror})",
+                        f"free space on the disk holding {root} (or use another --data-dir) and run `{command}` "
+                        "again: the prepare resumes after the last crop it wrote") from e
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -298,7 +313,8 @@ class PreparedWriter:
             self.reused += 1
         else:
             data = encode_jpeg(crop, quality=self.jpeg_quality)
-            _write_bytes_atomic(target, data)
+            with _disk_full_names_the_fix(target, self.data_dir, self.command):
+                _write_bytes_atomic(target, data)
             self._journal[(split, index)] = key
             self._journal_handle.write(json.dumps({"split": split, "index": index, "key": key}) + "\n")
             self._journal_handle.flush()
@@ -339,8 +355,9 @@ class PreparedWriter:
             **{k: np.array(r[k], np.int64).reshape(n) for k in INT_FIELDS},
             "source_image": np.array(r["source_image"], dtype=str).reshape(n),
         }
-        with _atomic_file(self.path / ANNOTATIONS, "wb") as handle:
-            np.savez(handle, **arrays)
+        with _disk_full_names_the_fix(self.path / ANNOTATIONS, self.data_dir, self.command):
+            with _atomic_file(self.path / ANNOTATIONS, "wb") as handle:
+                np.savez(handle, **arrays)
         _readable(self.path / ANNOTATIONS)
         images = self.path / "images"
         if images.exists():  # crops of splits/indices this run did not produce
