@@ -200,3 +200,26 @@ def test_run_series_from_bare_shell(series, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "| 01_failing | failed |" in summary and "fixture/value" in summary
     assert "[FAILED] 01_failing" in proc.stdout
+
+
+@pytest.mark.parametrize("args, expected", [(("--mode", "smoke"), 900.0), (("--mode", "quick"), None),
+                                            (("--mode", "full"), None),
+                                            (("--mode", "quick", "--cell-timeout", "30"), 30.0)])
+def test_cell_timeout_defaults_per_mode(series, tmp_path, monkeypatch, args, expected):
+    """A quick/full training cell may run for hours: no per-cell limit unless asked; smoke
+    keeps one so a hang fails CI."""
+    seen = []
+
+    def fake_run(path, out, mode, params, cell_timeout, quiet):
+        seen.append(cell_timeout)
+        return {"status": "ok", "duration_s": 0.0, "budget_s": None, "over_budget": False, "error": None,
+                "failed_cell": None, "executed": str(out / path.name), "metrics": {}}
+
+    monkeypatch.setattr(runner, "run_notebook", fake_run)
+    assert run_main(series, *args, "--only", "00", "--out", str(tmp_path / "o")) == 0
+    assert seen == [expected]
+
+
+def test_cell_timeout_must_be_positive(series, tmp_path, capsys):
+    _assert_usage_error(run_main(series, "--mode", "quick", "--cell-timeout", "0", "--out", str(tmp_path / "o")),
+                        capsys, "--cell-timeout")
