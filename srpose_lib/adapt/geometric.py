@@ -543,7 +543,8 @@ def check_diagnostics(generator_result: TrainResult, cfg: GeometricConfig, stric
            "(notebook 05: REQUIRE_DIAGNOSTICS=False) to train anyway")
     if strict:
         raise TrainingError(problem, fix)
-    log(f"WARNING: {problem}; training +rec anyway (strict=False): read its result as a check of the diagnostics, not of the method")
+    log(f"WARNING: {problem}; training +rec anyway (strict=False): read its result as a check of the "
+        "diagnostics, not of the method")
     return False
 
 
