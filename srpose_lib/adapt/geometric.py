@@ -43,6 +43,7 @@ import torch
 from ..config import to_dict
 from ..data.transforms import affine_matrix, warp_images, warp_keypoints
 from ..errors import ConfigError, TrainingError, did_you_mean
+from ..train.step import checked_step
 from ..keypoints import local_soft_argmax
 from ..models.reconstruction import ReconConfig, Reconstructor, recon_config
 from ..recon import geometry as geo
@@ -303,12 +304,8 @@ def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predic
             b = {k: torch.cat([p[k] for p in parts]) for k in ("base", "driving", "p_base", "p_driving", "background")}
             out = net(b["base"], b["p_base"], b["p_driving"], b["background"])
             loss = reconstruction_loss(out["prediction"], b["driving"], cfg.loss, perceptual)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{tag} the reconstruction loss became {loss.item()} at epoch {epoch + 1}",
-                                    f"lower generator lr (now {cfg.lr}); finished epochs are kept in {progress_path}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            checked_step(loss, opt, f"{tag} the reconstruction loss", f"at epoch {epoch + 1}",
+                         f"lower generator lr (now {cfg.lr}); finished epochs are kept in {progress_path}")
             losses.append(loss.item())
             if on_iteration is not None:
                 on_iteration(epoch, it)

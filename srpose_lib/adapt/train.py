@@ -32,7 +32,8 @@ import torch
 from ..config import to_dict
 from ..data.benchmark import BenchmarkData
 from ..data.transforms import warp_keypoints
-from ..errors import ConfigError, TrainingError, did_you_mean
+from ..errors import ConfigError, did_you_mean
+from ..train.step import checked_step
 from ..eval.evaluate import evaluate_pck
 from ..models import build_pose_net
 from ..synth.domains import task_skeleton
@@ -203,12 +204,8 @@ def train_adaptation(cfg, run_dir: str | Path, data: BenchmarkData, pretrained: 
                 loss = loss + lam * loss_rec
                 stats.loss_rec += loss_rec.item()
                 stats.lam = lam
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{tag} the loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}",
-                                    f"lower train.lr (now {acfg.train.lr}); finished epochs are kept in {progress_path}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            checked_step(loss, optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
+                         f"lower train.lr (now {acfg.train.lr}); finished epochs are kept in {progress_path}")
             if rec is not None:
                 rec.step()
             mt.ema_update(teacher, student, mtc.ema)

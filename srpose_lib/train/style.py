@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingError
 from ..models.style_net import StyleNet, StyleNetConfig
 from ..utils import atomic_torch_save, progress
 from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from .step import checked_step
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,8 @@ def train_style_net(cfg: StyleTrainConfig, run_dir, data, device="cpu", log=prin
             lc, ls, _ = style_losses(net, content, style, alpha)
             loss = lc + cfg.style_weight * ls
             parts = {"content": lc.item(), "style": float(ls.detach())}
-        if not torch.isfinite(loss):
-            raise TrainingError(f"[style_net {cfg.task}] the loss became {loss.item()} at iteration {it + 1}",
-                                f"lower lr (now {cfg.lr}); finished iterations are kept in {path}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        checked_step(loss, opt, f"[style_net {cfg.task}] the loss", f"at iteration {it + 1}",
+                     f"lower lr (now {cfg.lr}); finished iterations are kept in {path}")
         for k, v in parts.items():
             running.setdefault(k, []).append(v)
         done = it + 1

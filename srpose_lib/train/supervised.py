@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from ..data.datasets import DataConfig, KeypointDataset
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError
 from ..eval.evaluate import evaluate_pck
 from ..models import ModelConfig, build_pose_net
 from ..data.benchmark import BenchmarkData
@@ -34,6 +34,7 @@ from ..synth.domains import task_skeleton
 from ..utils import atomic_torch_save, atomic_write_json, progress
 from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
 from .losses import build_loss
+from .step import checked_step
 
 STAGE_DOMAIN = {"source_only": "source", "oracle": "target", "pretrain": "source"}
 
@@ -180,14 +181,9 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
             with autocast:
                 out = model(images)
             loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{tag} the loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}",
-                    f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
-                    f"{progress_path} and a new run resumes from them")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            checked_step(loss, optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
+                         f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
+                         f"{progress_path} and a new run resumes from them")
             losses.append(loss.item())
             if on_iteration is not None:
                 on_iteration(epoch, it)
