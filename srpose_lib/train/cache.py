@@ -22,7 +22,7 @@ from ..errors import CacheError
 from ..utils import atomic_torch_save, git_sha, versions
 
 # Bump when the checkpoint layout or a training function's meaning changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: progress.pt holds {"state": {name: state}} of train/loop.py
 
 
 @dataclass

@@ -17,7 +17,6 @@ also written as plain JSON (``history.json``) beside it.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,9 +30,10 @@ from ..models import ModelConfig, build_pose_net
 from ..data.benchmark import BenchmarkData
 from ..synth.benchmark import BenchmarkConfig, benchmark_config
 from ..synth.domains import task_skeleton
-from ..utils import atomic_torch_save, atomic_write_json, progress
-from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from .cache import TrainResult
+from .loop import Box, LoopSpec, endless_batches, lr_of, run_epochs
 from .losses import build_loss
+from .precision import PRECISIONS, autocast, precision_name, resolve_precision
 from .step import checked_step
 
 STAGE_DOMAIN = {"source_only": "source", "oracle": "target", "pretrain": "source"}
@@ -66,8 +66,11 @@ class TrainConfig:
     lr_gamma: float = 0.1
     loss: str = "mse"  # mse (SimpleBaseline, UniFrame) | kl (RegDA)
     eval_batch_size: int = 256
+    precision: str = "auto"  # auto | fp32 | bf16: autocast of the forward passes (train/precision.py)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown train.precision {self.precision!r}", f"use one of {', '.join(PRECISIONS)}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}", "use 'adam' or 'sgd'")
         if self.epochs < 1 or self.batch_size < 1:
@@ -140,77 +143,57 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.train.milestones), cfg.train.lr_gamma)
     loss_fn = build_loss(cfg.train.loss)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    history: list[dict] = []
-    best = {"val_pck": -1.0, "epoch": -1, "state_dict": None}
-    start_epoch = 0
-
-    progress_path = run_dir / "progress.pt"
-    if progress_path.exists():
-        ckpt = load_checkpoint(progress_path, cfg.stage, cfg)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        gen.set_state(ckpt["generator"])
-        history, best = ckpt["history"], ckpt["best"]
-        start_epoch = ckpt["epoch"] + 1
-        log(f"{tag} resuming after epoch {start_epoch}/{cfg.train.epochs} from {progress_path}")
-
-    iters = cfg.train.iters_per_epoch or math.ceil(len(train_set) / cfg.train.batch_size)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NullContext()
+    best = Box({"val_pck": -1.0, "epoch": -1, "state_dict": None})
+    dtype = resolve_precision(cfg.train.precision, device)
     if cfg.stage == "pretrain" and style_net is None:
         raise ConfigError("the 'pretrain' stage needs the trained StyleNet", "pass style_net=...")
     if style_net is not None:
         from .style import stylize
 
         style_refs = data.split(cfg.benchmark, "target", "train")
-    for epoch in range(start_epoch, cfg.train.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        losses = []
-        batches = _endless(train_set, cfg.train.batch_size, gen, device)
-        bar = progress(range(iters), desc=f"{tag} epoch {epoch + 1}/{cfg.train.epochs}",
-                       leave=False, disable=not show_progress)
-        for it in bar:
-            batch = next(batches)
-            images = batch["image"]
-            if style_net is not None:  # s2t: restyle towards random target images
-                ref_idx = torch.randint(len(style_refs), (images.shape[0],), generator=gen)
-                refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
-                with torch.no_grad():
-                    images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
-            with autocast:
-                out = model(images)
-            loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
-            checked_step(loss, optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
-                         f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
-                         f"{progress_path} and a new run resumes from them")
-            losses.append(loss.item())
-            if on_iteration is not None:
-                on_iteration(epoch, it)
-        scheduler.step()
-        train_time = time.perf_counter() - t0
-        val = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device)
-        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "val_pck": val.all,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": train_time,
-                  "images_per_s": iters * cfg.train.batch_size / train_time}
-        history.append(record)
-        if val.all > best["val_pck"]:
-            best = {"val_pck": val.all, "epoch": epoch + 1,
-                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        log(f"{tag} epoch {epoch + 1}/{cfg.train.epochs}  loss {record['loss']:.4f}  "
-            f"val PCK {val.all:5.1f} (best {best['val_pck']:.1f} @ {best['epoch']})  "
-            f"{record['images_per_s']:.0f} img/s  {train_time:.0f}s")
-        atomic_write_json(run_dir / "history.json", {"stage": cfg.stage, "config": _cfg_dict(cfg),
-                                                      "history": history, "best_epoch": best["epoch"]})
-        atomic_torch_save({
-            "format_version": FORMAT_VERSION, "stage": cfg.stage, "config": _cfg_dict(cfg),
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "generator": gen.get_state(),
-            "history": history, "best": best,
-        }, progress_path)
+    iters = cfg.train.iters_per_epoch or math.ceil(len(train_set) / cfg.train.batch_size)
+    batches = endless_batches(train_set, cfg.train.batch_size, gen, device)
+    progress_path = run_dir / "progress.pt"
 
-    metrics = {"best_epoch": best["epoch"], "val_pck": best["val_pck"]}
-    return TrainResult(cfg.stage, cfg, best["state_dict"], history, metrics, run_dir)
+    def begin_epoch(epoch: int) -> None:
+        model.train()
+
+    def step(epoch: int, it: int) -> dict:
+        batch = next(batches)
+        images = batch["image"]
+        if style_net is not None:  # s2t: restyle towards random target images
+            ref_idx = torch.randint(len(style_refs), (images.shape[0],), generator=gen)
+            refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
+            with torch.no_grad():
+                images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
+        with autocast(device, dtype):
+            out = model(images)
+        loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
+        checked_step(loss, optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
+                     f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
+                     f"{progress_path} and a new run resumes from them")
+        return {"loss": loss.item()}
+
+    def end_epoch(epoch: int, record: dict) -> dict:
+        scheduler.step()
+        val = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device)
+        if val.all > best.value["val_pck"]:
+            best.value = {"val_pck": val.all, "epoch": epoch + 1,
+                          "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        return {"val_pck": val.all, "lr": lr_of(optimizer)}
+
+    def describe(r: dict) -> str:
+        return (f"loss {r['loss']:.4f}  val PCK {r['val_pck']:5.1f} "
+                f"(best {best.value['val_pck']:.1f} @ {best.value['epoch']})")
+
+    spec = LoopSpec(tag, cfg.stage, cfg, run_dir, cfg.train.epochs, iters, cfg.train.batch_size,
+                    header={"precision": precision_name(dtype)})
+    history = run_epochs(spec, {"model": model, "optimizer": optimizer, "scheduler": scheduler,
+                                "generator": gen, "best": best},
+                         step, end_epoch, begin_epoch, describe=describe, log=log,
+                         show_progress=show_progress, on_iteration=on_iteration)
+    metrics = {"best_epoch": best.value["epoch"], "val_pck": best.value["val_pck"]}
+    return TrainResult(cfg.stage, cfg, best.value["state_dict"], history, metrics, run_dir)
 
 
 def load_model(result: TrainResult, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -219,23 +202,3 @@ def load_model(result: TrainResult, device: torch.device | str = "cpu") -> torch
     model = build_pose_net(cfg.model, task_skeleton(cfg.task).num_joints)
     model.load_state_dict(result.state_dict)
     return model.to(device).eval()
-
-
-def _cfg_dict(cfg) -> dict:
-    from ..config import to_dict
-
-    return to_dict(cfg)
-
-
-def _endless(dataset: KeypointDataset, batch_size: int, gen: torch.Generator, device):
-    """Shuffled batches forever, reshuffling after each pass (epochs are counted in iterations)."""
-    while True:
-        yield from dataset.batches(batch_size, gen, shuffle=True, drop_last=True, device=device)
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
