@@ -278,10 +278,10 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, show_progress
 
 
 def convert_hint(path: Path) -> str:
-    """How a user turns an image into one the prepare reads (8-bit RGB PNG, Pillow)."""
-    out = path.with_suffix(".png")
-    return (f"convert it to an 8-bit RGB PNG or JPEG, e.g. `python -c \"from PIL import Image; "
-            f"Image.open('{path}').convert('RGB').save('{out}')\"` (then give the new file the old name)")
+    """How a user turns an image into one the prepare reads: 8-bit RGB, same name (Pillow)."""
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    return (f"convert it to 8-bit RGB under the same name, e.g. `python -c \"from PIL import Image; "
+            f"Image.open('{path}').convert('RGB').save('{path}', format='{fmt}')\"`")
 
 
 def decode_source(path: Path, fix: str):
@@ -292,18 +292,16 @@ def decode_source(path: Path, fix: str):
     if not path.is_file():
         raise DataError(f"image {path} is missing", fix)
     try:
-        img = decode_image_file(path)
+        return decode_image_file(path)
     except OSError:
         raise
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError for bad files
-        reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else ""
-        raise DataError(f"image {path} could not be decoded ({type(e).__name__}: {reason})",
-                        f"if the file is intact but in an unusual format, {convert_hint(path)}; "
-                        f"otherwise {fix}") from None
-    if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] != 3:  # pragma: no cover - decoder guarantees
-        raise DataError(f"image {path} decoded to {img.dtype} {tuple(img.shape)}, not 8-bit RGB",
-                        convert_hint(path))
-    return img
+        text = str(e).strip()
+        reason = f"{type(e).__name__}: {text.splitlines()[-1][:200] if text else ''}"
+        if "Unsupported image file" in text or isinstance(e, TypeError):  # neither torchvision nor Pillow reads it
+            raise DataError(f"image {path} is in a format srpose cannot read ({reason})",
+                            f"{convert_hint(path)}; or {fix}") from None
+        raise DataError(f"image {path} could not be decoded ({reason})", fix) from None
 
 
 def full_box(size: tuple[int, int]) -> tuple[float, float, float]:
@@ -482,7 +480,7 @@ def whole_number(minimum: int, what: str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is too small: {what}, at least {minimum}")
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum} ({what}), got {value}")
         return value
 
     parse.__name__ = "whole number"
@@ -522,15 +520,14 @@ def check_splits(script: DatasetScript, data_dir: Path, root: Path, splits: dict
     expected = info.get("expected_counts") or {}
     parts = []
     for split in empty:
-        want = f"expected {expected[split]}" if split in expected else "expected some"
+        want = f" (the release gives {expected[split]})" if split in expected else ""
         files = script.sources(root, split) if script.sources is not None else []
-        where = "; read from " + ", ".join(files) if files else f"; read from {root}"
-        parts.append(f"the {split} split has no samples ({want}){where}")
+        where = ", ".join(files) if files else str(root)
+        parts.append(f"the {split} split came out empty{want}: it is read from {where}")
     raise DataError(f"{info['title']}: " + "; ".join(parts),
-                    "those files hold no usable samples: restore them from the official release "
-                    f"({script.how_to_get(data_dir)}); "
-                    "if you chose options that keep fewer samples (--every, --task, --min-visible), "
-                    "change them")
+                    "those files hold no usable samples: restore them from the official release (`python -m "
+                    f"data_scripts.{info['script']} --data-dir {data_dir} --check` says what to get); "
+                    "if options you chose keep fewer samples (--every, --task, --min-visible), change them")
 
 
 def screen_keypoints(script: DatasetScript, root: Path, splits: dict[str, list[RawSample]],

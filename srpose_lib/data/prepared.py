@@ -197,7 +197,7 @@ def _decode_with_pillow(path) -> torch.Tensor:
             rgb = np.repeat(np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
         else:
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
 def _umask() -> int:
@@ -239,15 +239,16 @@ def os_error(e: OSError, path, root, command: str) -> DataError:
         return DataError(f"no space left on the device while writing {where} ({reason})",
                          f"free space on the disk holding {root} (or use another --data-dir) and {again}")
     if e.errno in (errno.EACCES, errno.EPERM):
-        return DataError(f"permission denied on {where} ({reason}): srpose cannot write the data folder {root}",
+        return DataError(f"permission denied on {where}: srpose cannot write the data folder {root}",
                          f"make {root} writable for your user (e.g. `chmod -R u+rwX {root}`, or ask its owner), "
-                         f"{elsewhere}; then {again}")
+                         "or pass --data-dir a folder you can write (SRPOSE_DATA_DIR sets the default; the "
+                         f"notebooks read the same folder); then {again}")
     if e.errno == errno.EROFS:
         return DataError(f"{where} is on a read-only file system: srpose cannot write the data folder {root}",
                          f"remount that disk read-write, {elsewhere}; then {again}")
     if e.errno in _UNREACHABLE:
-        return DataError(f"{where} cannot be reached ({reason}): the disk or share holding {root} "
-                         "may be unmounted or disconnected",
+        return DataError(f"{where} cannot be reached ({reason}): the disk or share holding the data "
+                         f"folder {root} may be unmounted or disconnected",
                          f"check that the disk holding {root} is mounted and connected, then {again}")
     return DataError(f"the operating system refused an operation on {where} ({type(e).__name__}: {reason})",
                      f"check the disk and the permissions of {root}, then {again}")
