@@ -36,12 +36,11 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
-import math
 import os
-import tempfile
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -185,6 +184,8 @@ def download(url: str, dest: str | os.PathLike, size: int | None = None, md5: st
                 raise ConnectionError(f"connection closed after {have} of {got_total} bytes")
             break
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in _LOCAL_ERRORS:  # our disk, not the network: no retry
+                raise os_error(e, part, dest.parent) from None
             attempt += 1
             if attempt > retries:
                 have = part.stat().st_size if part.exists() else 0
@@ -203,6 +204,7 @@ def download(url: str, dest: str | os.PathLike, size: int | None = None, md5: st
 
 
 _RETRY_DELAY_SCALE = 1.0  # tests set 0
+_LOCAL_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 # ----------------------------------------------------------------------------- unpack
@@ -396,15 +398,20 @@ def format_check(report: dict) -> str:
     return "\n".join(lines)
 
 
-def resume_command(script: DatasetScript, data_dir: Path, argv: list[str]) -> str:
-    """The command that resumes this prepare (the user's options, without --download; an
-    interrupted --force resumes its build beside the finished folder, so --force stays)."""
+def resume_command(script: DatasetScript, data_dir: Path, argv: list[str],
+                   keep_force: bool | None = None) -> str:
+    """The command that resumes this prepare (the user's options, without --download, and
+    without --force unless ``keep_force``: a --force beside a finished folder resumes its
+    staged build with --force, one on an unfinished folder would start it again). By
+    default --force stays when a staged build (``prepared/.<name>.new``) exists."""
+    if keep_force is None:
+        keep_force = staging_dir(data_dir, script.name).exists()
     keep, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a in ("--download", "--check"):
+        if a in ("--download", "--check") or (a == "--force" and not keep_force):
             continue
         if a == "--data-dir":
             skip = True
@@ -669,7 +676,7 @@ def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) ->
         raise DataError(f"{info['title']} in {raw} is incomplete: missing {shown}", script.how_to_get(data_dir))
     print(f"{script.name}: raw release found: "
           + ", ".join(f"{k} {v}" for k, v in report.items() if k not in ("missing", "root")))
-    command = resume_command(script, data_dir, argv)
+    command = resume_command(script, data_dir, argv, keep_force=bool(args.force and state["complete"]))
     check_writable(data_dir, script.name, command)
     options = {k.lstrip("-").replace("-", "_"): getattr(args, k.lstrip("-").replace("-", "_"))
                for k in script.options}

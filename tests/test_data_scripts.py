@@ -158,6 +158,20 @@ def test_download_rejects_a_checksum_mismatch(tmp_path, monkeypatch):
     assert not (tmp_path / "x.zip").exists() and (tmp_path / "x.zip.part.bad").exists()
 
 
+def test_download_into_a_folder_we_cannot_write_is_not_retried_as_a_network_error(tmp_path, monkeypatch):
+    # root ignores file permissions: the open of the .part file is monkeypatched to refuse
+    server = FakeServer(DATA)
+    monkeypatch.setattr(urllib.request, "urlopen", server)
+
+    def refuse(path, *a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(common, "open", refuse, raising=False)
+    with pytest.raises(DataError, match=r"permission denied on .*x\.zip\.part") as e:
+        download("https://example.org/x.zip", tmp_path / "x.zip", show_progress=False)
+    assert len(server.requests) == 1 and "chmod" in e.value.fix and "resumes" in e.value.fix
+
+
 def test_download_errors_name_the_url_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", FakeServer(DATA, status=404))
     with pytest.raises(DataError, match="HTTP 404") as e:
@@ -381,6 +395,30 @@ def test_failed_or_interrupted_force_leaves_the_finished_data(tmp_path, monkeypa
     assert not staging.exists() and sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["freihand"]
 
 
+def test_interrupted_first_force_resumes_without_force(tmp_path, monkeypatch, capsys):
+    """With no finished folder, --force works in place; its resume command drops --force
+    (which would start again) and the rerun reuses the crops on disk."""
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=5)
+    real = common.decode_source
+    calls = {"n": 0}
+
+    def flaky(path, fix):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(path, fix)
+
+    monkeypatch.setattr(common, "decode_source", flaky)
+    args = ["--data-dir", str(tmp_path), "--crop-size", "32", "--task", "gs"]
+    assert run(_script("freihand"), args + ["--force"], show_progress=False) == 130
+    err = capsys.readouterr().err
+    assert f"run `python -m data_scripts.freihand --data-dir {tmp_path} --crop-size 32 --task gs` to resume" in err
+    assert run(_script("freihand"), args, show_progress=False) == 0
+    assert calls["n"] == 4 + 2
+
+
 # OS errors. The tests run as root, which ignores file permissions, and no disk can be pulled
 # in a test: the OS call is monkeypatched to fail exactly as it does for a user (a real
 # read-only bind mount gives the same EROFS; see the closing note of issue 10).
@@ -442,7 +480,8 @@ def test_empty_split_is_an_error_naming_the_empty_files(tmp_path, capsys):
     raw = tmp_path / "raw" / "human36m"
     write_human36m(raw)
     for s in (9, 11):  # present, but listing no image
-        (raw / "annotations" / f"Human36M_subject{s}_data.json").write_text(json.dumps({"images": [], "annotations": []}))
+        path = raw / "annotations" / f"Human36M_subject{s}_data.json"
+        path.write_text(json.dumps({"images": [], "annotations": []}))
     assert run(_script("human36m"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 2
     err = capsys.readouterr().err
     assert "the test split came out empty" in err

@@ -221,7 +221,7 @@ _UNREACHABLE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO, errno.ENOTCO
                 getattr(errno, "ESTALE", -1), getattr(errno, "EHOSTDOWN", -1), getattr(errno, "ENOMEDIUM", -1)}
 
 
-def os_error(e: OSError, path, root, command: str) -> DataError:
+def os_error(e: OSError, path, root, command: str | None = None) -> DataError:
     """The DataError for an OS error while preparing into ``root`` (the DATA_DIR): what
     happened to which path (``e.filename`` when the OS names it, else ``path``), and what a
     user can do about it (permissions, a read-only or full disk, a disk that is gone)."""
@@ -232,7 +232,8 @@ def os_error(e: OSError, path, root, command: str) -> DataError:
     except OSError:  # the working directory itself is gone
         pass
     reason = e.strerror or str(e)
-    again = f"run `{command}` again (a prepare resumes after the last crop it wrote)"
+    again = (f"run `{command}` again (a prepare resumes after the last crop it wrote)" if command
+             else "run the same command again (it resumes where it stopped)")
     elsewhere = ("or pass --data-dir a folder on another disk (SRPOSE_DATA_DIR sets the default; "
                  "the notebooks read the same folder)")
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -322,7 +323,7 @@ class PreparedWriter:
         self.final = prepared_dir(self.data_dir, dataset)
         self.path = self.final  # where this writer writes (staging_dir beside a finished folder)
         self._overwrite = bool(overwrite)
-        self.command = command or prepare_command(self.data_dir, dataset, force=overwrite)
+        self.command = command or prepare_command(self.data_dir, dataset)
         self._rows: dict[str, list] = {k: [] for k in ARRAYS}
         self._count: dict[str, int] = {}
         self.written = 0  # crops written by this writer (not found on disk)
@@ -331,6 +332,7 @@ class PreparedWriter:
             _finish_swap(self.data_dir, dataset)
             if _is_complete(self.final):
                 self.path = staging_dir(self.data_dir, dataset)
+                self.command = command or prepare_command(self.data_dir, dataset, force=True)
             self._start()
 
     @property
