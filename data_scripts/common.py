@@ -301,7 +301,8 @@ def decode_source(path: Path, fix: str):
         text = str(e).strip()
         reason = f"{type(e).__name__}: {text.splitlines()[-1][:200] if text else ''}"
         if "Unsupported image file" in text or isinstance(e, TypeError):  # neither torchvision nor Pillow reads it
-            raise DataError(f"image {path} is in a format srpose cannot read ({reason})",
+            raise DataError(f"image {path} is in a format srpose cannot read (neither torchvision, which "
+                            "reads JPEG, PNG, WebP and GIF, nor Pillow could decode it)",
                             f"{convert_hint(path)}; or {fix}") from None
         raise DataError(f"image {path} could not be decoded ({reason})", fix) from None
 
