@@ -40,6 +40,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -310,10 +311,10 @@ class PreparedWriter:
                  command: str | None = None, jpeg_quality: int = 95):
         if skeleton_name not in SKELETONS:
             raise DataError(f"unknown skeleton {skeleton_name!r}", did_you_mean(skeleton_name, SKELETONS))
-        _check_setting("crop_size", crop_size, int, 1, "e.g. 256 (pixels)")
-        _check_setting("crop_scale", crop_scale, (int, float), 0.0, "e.g. 1.5 (the baselines' box scale)",
+        _check_setting("crop_size", crop_size, numbers.Integral, 1, "e.g. 256 (pixels)")
+        _check_setting("crop_scale", crop_scale, numbers.Real, 0.0, "e.g. 1.5 (the baselines' box scale)",
                        strict=True)
-        _check_setting("jpeg_quality", jpeg_quality, int, 1, "e.g. 95", upper=100)
+        _check_setting("jpeg_quality", jpeg_quality, numbers.Integral, 1, "e.g. 95", upper=100)
         self.data_dir = Path(root).expanduser()
         self.dataset = dataset
         self.skeleton = SKELETONS[skeleton_name]
