@@ -18,19 +18,29 @@ are relative to and raises :class:`DataError` when the release is not there. ``o
 passed to ``read``; ``loader`` decodes a sample's image where it is not a file (SURREAL's
 video frames); ``read_progress`` passes ``show_progress`` to a ``read`` that reads many files.
 
+Every option is checked before anything is read, downloaded or deleted. A finished prepared
+folder is never changed in place: ``--force`` builds the new one beside it
+(``prepared/.<name>.new``) and swaps it in only when complete. Keypoints with a non-finite
+coordinate are prepared as invisible with a warning that counts them (``--non-finite error``
+refuses them instead, naming the file, the sample and the joint); a split that comes out
+empty is an error naming the raw files it was read from.
+
 Exit codes of :func:`run`: 0 done (or ``--check``: prepared and complete), 1 ``--check``
-found the dataset missing or incomplete, 2 a :class:`DataError` (printed with its fix),
-130 interrupted (run again to resume).
+found the dataset missing or incomplete, 2 a :class:`DataError` (printed with its fix; bad
+options and OS errors such as a folder the user cannot write included), 130 interrupted
+(run again to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import os
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,11 +51,12 @@ from typing import Callable
 
 import torch
 
-from srpose_lib.data.prepared import (PreparedWriter, check_prepared, decode_image_file,
-                                      prepared_dir)
+from srpose_lib.data.prepared import (PreparedWriter, check_prepared, decode_image_file, os_error,
+                                      prepared_dir, staging_dir)
 from srpose_lib.data.readers import DATASETS, RawSample, dataset_info
 from srpose_lib.data.readers.files import image_size_of
-from srpose_lib.errors import DataError
+from srpose_lib.errors import ConfigError, DataError, SrposeError
+from srpose_lib.skeletons import SKELETONS
 from srpose_lib.utils import atomic_write_text, progress, repo_root
 
 # ----------------------------------------------------------------------------- folders
@@ -173,6 +184,8 @@ def download(url: str, dest: str | os.PathLike, size: int | None = None, md5: st
                 raise ConnectionError(f"connection closed after {have} of {got_total} bytes")
             break
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+            if isinstance(e, OSError) and e.errno in _LOCAL_ERRORS:  # our disk, not the network: no retry
+                raise os_error(e, part, dest.parent) from None
             attempt += 1
             if attempt > retries:
                 have = part.stat().st_size if part.exists() else 0
@@ -191,6 +204,7 @@ def download(url: str, dest: str | os.PathLike, size: int | None = None, md5: st
 
 
 _RETRY_DELAY_SCALE = 1.0  # tests set 0
+_LOCAL_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 # ----------------------------------------------------------------------------- unpack
@@ -265,15 +279,32 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, show_progress
 # ----------------------------------------------------------------------------- images
 
 
+def convert_hint(path: Path) -> str:
+    """How a user turns an image into one the prepare reads: 8-bit RGB, same name (Pillow)."""
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    return (f"convert it to 8-bit RGB under the same name, e.g. `python -c \"from PIL import Image; "
+            f"Image.open('{path}').convert('RGB').save('{path}', format='{fmt}')\"`")
+
+
 def decode_source(path: Path, fix: str):
-    """Decode a source image (uint8 RGB (3, H, W)), or a DataError naming it and the fix."""
+    """Decode a source image to uint8 RGB (3, H, W) (16-bit and other depths scaled to 8 bit,
+    formats torchvision does not read through Pillow), or a DataError naming its absolute
+    path and what to do."""
+    path = Path(path).absolute()
     if not path.is_file():
         raise DataError(f"image {path} is missing", fix)
     try:
         return decode_image_file(path)
+    except OSError:
+        raise
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError for bad files
-        raise DataError(f"image {path} could not be decoded ({type(e).__name__}: {str(e).strip()[:200]})",
-                        fix) from None
+        text = str(e).strip()
+        reason = f"{type(e).__name__}: {text.splitlines()[-1][:200] if text else ''}"
+        if "Unsupported image file" in text or isinstance(e, TypeError):  # neither torchvision nor Pillow reads it
+            raise DataError(f"image {path} is in a format srpose cannot read (neither torchvision, which "
+                            "reads JPEG, PNG, WebP and GIF, nor Pillow could decode it)",
+                            f"{convert_hint(path)}; or {fix}") from None
+        raise DataError(f"image {path} could not be decoded ({reason})", fix) from None
 
 
 def full_box(size: tuple[int, int]) -> tuple[float, float, float]:
@@ -301,6 +332,9 @@ class DatasetScript:
     loader: Callable[[Path, RawSample, str], object] | None = None
     # read(raw, ..., show_progress=...) shows its own bar (it reads many annotation files)
     read_progress: bool = False
+    # (root, split) -> descriptions of the raw files a split is read from, e.g.
+    # "/.../Human36M_subject9_data.json (0 images)", named when the split comes out empty
+    sources: Callable[[Path, str], list[str]] | None = None
 
     @property
     def info(self) -> dict:
@@ -365,14 +399,20 @@ def format_check(report: dict) -> str:
     return "\n".join(lines)
 
 
-def resume_command(script: DatasetScript, data_dir: Path, argv: list[str]) -> str:
-    """The command that resumes this prepare (the user's options, without --force/--download)."""
+def resume_command(script: DatasetScript, data_dir: Path, argv: list[str],
+                   keep_force: bool | None = None) -> str:
+    """The command that resumes this prepare (the user's options, without --download, and
+    without --force unless ``keep_force``: a --force beside a finished folder resumes its
+    staged build with --force, one on an unfinished folder would start it again). By
+    default --force stays when a staged build (``prepared/.<name>.new``) exists."""
+    if keep_force is None:
+        keep_force = staging_dir(data_dir, script.name).exists()
     keep, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a in ("--force", "--download", "--check"):
+        if a in ("--download", "--check") or (a == "--force" and not keep_force):
             continue
         if a == "--data-dir":
             skip = True
@@ -438,18 +478,147 @@ def prepare(script: DatasetScript, data_dir: Path, splits: dict[str, list[RawSam
     return writer.finish(provenance)
 
 
+def whole_number(minimum: int, what: str):
+    """An argparse ``type`` for a whole number >= ``minimum`` (``what`` says what it counts):
+    ``--every 0`` or ``--crop-size 0`` used to be taken as 1 or to fail after deleting data."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum} ({what}), got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+NON_FINITE = ("invisible", "error")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors raised as :class:`ConfigError` (printed like every other
+    error, with a fix line) instead of exiting from inside the parser."""
+
+    def error(self, message):
+        raise ConfigError(f"{self.prog}: {message}", f"run `{self.prog} --help` for the options and their defaults")
+
+
+def check_writable(data_dir: Path, name: str, command: str) -> None:
+    """Create ``DATA_DIR/prepared`` and write a test file in it, before anything is read or
+    deleted: a folder the user cannot write, a read-only or absent disk is said up front."""
+    folder = prepared_dir(data_dir, name).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".srpose-write-test-"):
+            pass
+    except OSError as e:
+        raise os_error(e, folder, data_dir, command) from None
+
+
+def check_splits(script: DatasetScript, data_dir: Path, root: Path, splits: dict[str, list[RawSample]]) -> None:
+    """A DataError when a split came out empty, naming the raw files it was read from (the
+    script's ``sources``) and the count expected."""
+    empty = [split for split, samples in splits.items() if not samples]
+    if not empty:
+        return
+    info = script.info
+    expected = info.get("expected_counts") or {}
+    parts = []
+    for split in empty:
+        want = f" (the release gives {expected[split]})" if split in expected else ""
+        files = script.sources(root, split) if script.sources is not None else []
+        where = ", ".join(files) if files else str(root)
+        parts.append(f"the {split} split came out empty{want}: it is read from {where}")
+    raise DataError(f"{info['title']}: " + "; ".join(parts),
+                    "those files hold no usable samples: restore them from the official release (`python -m "
+                    f"data_scripts.{info['script']} --data-dir {data_dir} --check` says what to get); "
+                    "if options you chose keep fewer samples (--every, --task, --min-visible), change them")
+
+
+def screen_keypoints(script: DatasetScript, root: Path, splits: dict[str, list[RawSample]],
+                     policy: str, command: str) -> tuple[dict[str, list[RawSample]], dict]:
+    """Joints marked visible whose 2D position is not finite (NaN or inf in the release's
+    annotations): ``policy`` ``"error"`` raises a DataError naming the annotation file, the
+    sample and the joint; ``"invisible"`` marks them invisible (and leaves out samples then
+    without a finite keypoint to put a crop box around) and prints a warning counting them.
+    Returns the screened splits and the counts (stored in meta.json's provenance)."""
+    import dataclasses
+
+    import numpy as np
+
+    skeleton = SKELETONS[script.info["skeleton"]]
+    joints = samples_hit = dropped = 0
+    first = None
+    out: dict[str, list[RawSample]] = {}
+    for split, samples in splits.items():
+        kept = []
+        for s in samples:
+            kp = np.asarray(s.keypoints2d, dtype=np.float64).reshape(-1, 2)
+            vis = np.asarray(s.visible).astype(bool).reshape(-1)
+            bad = vis & ~np.isfinite(kp).all(-1) if kp.shape[0] == vis.shape[0] else np.zeros(0, bool)
+            if not bad.any():
+                kept.append(s)
+                continue
+            joints += int(bad.sum())
+            samples_hit += 1
+            if first is None:
+                j = int(np.flatnonzero(bad)[0])
+                name = skeleton.joint_names[j] if j < skeleton.num_joints else "?"
+                first = (f"{split} sample {s.name!r}, joint {j} ({name}) at "
+                         f"({kp[j, 0]:g}, {kp[j, 1]:g}), in {s.annotation or root}")
+            vis = vis & ~bad
+            if s.box is None and not vis.any():  # no keypoint left to put the crop box around
+                dropped += 1
+                continue
+            kept.append(dataclasses.replace(s, visible=vis))
+        out[split] = kept
+    counts = {"policy": policy, "joints": joints, "samples": samples_hit, "samples_left_out": dropped}
+    if not joints:
+        return splits, counts
+    title = script.info["title"]
+    if policy == "error":
+        raise DataError(f"{title}: a visible keypoint has no finite position: {first} "
+                        f"({joints} such joints in {samples_hit} samples)",
+                        "restore that annotation file from the official release; or run "
+                        f"`{_without_non_finite(command)} --non-finite invisible` to prepare such joints as invisible")
+    left_out = (f"; {dropped} samples without a finite keypoint are left out" if dropped else "")
+    print(f"warning: {script.name}: {joints} visible joints in {samples_hit} samples have a non-finite "
+          f"position (first: {first}); they are prepared as invisible{left_out} "
+          "(`--non-finite error` refuses them instead)", file=sys.stderr)
+    return out, counts
+
+
+def _without_non_finite(command: str) -> str:
+    words = command.split(" ")
+    out = []
+    for i, w in enumerate(words):
+        if w.startswith("--non-finite=") or w == "--non-finite" or (i and words[i - 1] == "--non-finite"):
+            continue
+        out.append(w)
+    return " ".join(out)
+
+
 def build_parser(script: DatasetScript) -> argparse.ArgumentParser:
     info = script.info
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=f"python -m data_scripts.{info['script']}",
         description=f"Download, verify and prepare {info['title']} into DATA_DIR/prepared/{script.name}.")
     p.add_argument("--data-dir", default=None,
                    help="the data folder (default: SRPOSE_DATA_DIR or <repo>/data)")
     p.add_argument("--check", action="store_true", help="report what is present and what is missing")
-    p.add_argument("--force", action="store_true", help="prepare again from scratch")
+    p.add_argument("--force", action="store_true",
+                   help="prepare again from scratch, beside the finished folder, which is replaced only "
+                        "when the new one is complete (an interrupted --force resumes with --force)")
     p.add_argument("--download", action="store_true",
                    help="download the release first where a public URL exists")
-    p.add_argument("--crop-size", type=int, default=256, help="crop size in pixels (default 256)")
+    p.add_argument("--crop-size", type=whole_number(1, "the crop side in pixels, e.g. 256"), default=256,
+                   help="crop size in pixels (default 256)")
+    p.add_argument("--non-finite", choices=NON_FINITE, default="invisible",
+                   help="keypoints with a NaN or infinite coordinate: prepare them as invisible and say "
+                        "how many (default), or stop with an error naming the file, sample and joint")
     for flag, kw in script.options.items():
         p.add_argument(flag, **kw)
     return p
@@ -458,15 +627,19 @@ def build_parser(script: DatasetScript) -> argparse.ArgumentParser:
 def run(script: DatasetScript, argv: list[str] | None = None, show_progress: bool = True) -> int:
     """The whole command line of a dataset script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(script).parse_args(argv)
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    data_dir = default_data_dir()
     try:
+        args = build_parser(script).parse_args(argv)
+        data_dir = Path(args.data_dir).expanduser() if args.data_dir else data_dir
         if args.check:
             report = script.check(data_dir)
             print(format_check(report))
             return 0 if report["prepared"]["complete"] else 1
-        return _prepare_command(script, data_dir, args, argv, show_progress)
-    except DataError as e:
+        try:
+            return _prepare_command(script, data_dir, args, argv, show_progress)
+        except OSError as e:  # permissions, a read-only, full or vanished disk
+            raise os_error(e, data_dir, data_dir, resume_command(script, data_dir, argv)) from e
+    except SrposeError as e:
         print(f"error: {e.message}", file=sys.stderr)
         if e.fix:
             print(f"  fix: {e.fix}", file=sys.stderr)
@@ -479,6 +652,10 @@ def run(script: DatasetScript, argv: list[str] | None = None, show_progress: boo
 def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) -> int:
     info = script.info
     state = check_prepared(data_dir, script.name)
+    staging = staging_dir(data_dir, script.name)
+    if state["complete"] and not args.force and staging.exists():
+        print(f"{script.name}: note: an unfinished --force build is in {staging}: run with --force to "
+              "finish it, or delete that folder", file=sys.stderr)
     if state["complete"] and not args.force:
         if state.get("crop_size") not in (None, args.crop_size):
             raise DataError(f"{prepared_dir(data_dir, script.name)} holds {state['crop_size']} px crops, "
@@ -500,9 +677,14 @@ def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) ->
         raise DataError(f"{info['title']} in {raw} is incomplete: missing {shown}", script.how_to_get(data_dir))
     print(f"{script.name}: raw release found: "
           + ", ".join(f"{k} {v}" for k, v in report.items() if k not in ("missing", "root")))
+    command = resume_command(script, data_dir, argv, keep_force=bool(args.force and state["complete"]))
+    check_writable(data_dir, script.name, command)
     options = {k.lstrip("-").replace("-", "_"): getattr(args, k.lstrip("-").replace("-", "_"))
                for k in script.options}
     splits = script.read(raw, **options, **({"show_progress": show_progress} if script.read_progress else {}))
+    root = Path(script.find(raw))
+    splits, non_finite = screen_keypoints(script, root, splits, args.non_finite, command)
+    check_splits(script, data_dir, root, splits)
     counts = {k: len(v) for k, v in splits.items()}
     print(f"{script.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} samples to prepare")
     expected = info.get("expected_counts")
@@ -510,9 +692,9 @@ def _prepare_command(script, data_dir: Path, args, argv, show_progress: bool) ->
     if expected and options == defaults and counts != expected:
         print(f"{script.name}: note: expected {expected} "
               f"({'verified' if info.get('counts_verified') else 'unverified'}); got {counts}")
-    path = prepare(script, data_dir, splits, crop_size=args.crop_size, force=args.force,
-                   command=resume_command(script, data_dir, argv),
-                   source={"options": options, "raw_report": {k: v for k, v in report.items() if k != "missing"}},
+    path = prepare(script, data_dir, splits, crop_size=args.crop_size, force=args.force, command=command,
+                   source={"options": options, "raw_report": {k: v for k, v in report.items() if k != "missing"},
+                           "non_finite_keypoints": non_finite},
                    show_progress=show_progress)
     print(f"{script.name}: prepared {counts} in {path}")
     return 0

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 from srpose_lib.data.readers import human36m
 
-from .common import DatasetScript, run
+from .common import DatasetScript, run, whole_number
 
 SCRIPT = DatasetScript(
     name="human36m", read=human36m.read, verify=human36m.verify, find=human36m.find_root,
-    options={"--every": {"type": int, "default": human36m.EVERY,
+    options={"--every": {"type": whole_number(1, "keep one image in N"), "default": human36m.EVERY,
                          "help": "keep image i of a subject's list when i %% N == 0 (TLL: 5)"},
-             "--test-size": {"type": int, "default": human36m.TEST_SIZE,
+             "--test-size": {"type": whole_number(0, "test samples, 0 keeps all"),
+                             "default": human36m.TEST_SIZE,
                              "help": "test samples drawn from S9 + S11 without replacement "
                                      "(default 3200, as TLL's count; 0 keeps all)"}},
     image_fix="restore the image from G. Moon's Human3.6M release (the data.json file names it)",
-    read_progress=True)
+    read_progress=True, sources=human36m.split_sources)
 
 
 def main(argv=None) -> int:

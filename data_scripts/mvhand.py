@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from srpose_lib.data.readers import mvhand
 
-from .common import DatasetScript, run
+from .common import DatasetScript, run, whole_number
 
 
 def _read(raw_dir, every: int = 1, no_flip: bool = False):
@@ -24,7 +24,8 @@ def _read(raw_dir, every: int = 1, no_flip: bool = False):
 SCRIPT = DatasetScript(
     name="mvhand", read=_read, verify=mvhand.verify,
     find=lambda raw: (mvhand.find_sequences(raw), raw)[1],
-    options={"--every": {"type": int, "default": 1, "help": "keep one frame in N (default: all)"},
+    options={"--every": {"type": whole_number(1, "keep one frame in N"), "default": 1,
+                         "help": "keep one frame in N (default: all)"},
              "--no-flip": {"action": "store_true", "default": False,
                            "help": "keep the right hands as recorded (default: mirror them to look "
                                    "like RHD's left hands)"}})

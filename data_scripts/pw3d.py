@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from srpose_lib.data.readers import pw3d
 
-from .common import DatasetScript, run
+from .common import DatasetScript, run, whole_number
 
 SCRIPT = DatasetScript(
     name="pw3d", read=pw3d.read, verify=pw3d.verify, find=pw3d.find_root,
-    options={"--every": {"type": int, "default": 1, "help": "keep one frame in N (default: all)"},
-             "--min-visible": {"type": int, "default": pw3d.MIN_VISIBLE,
+    options={"--every": {"type": whole_number(1, "keep one frame in N"), "default": 1,
+                         "help": "keep one frame in N (default: all)"},
+             "--min-visible": {"type": whole_number(0, "visible joints a frame needs"),
+                               "default": pw3d.MIN_VISIBLE,
                                "help": "skip an actor's frame with fewer joints inside the image "
                                        "(default 6)"},
              "--tll-cross": {"action": "store_true", "default": False,

@@ -14,7 +14,7 @@ from srpose_lib.data.readers import rhd
 
 from .common import DatasetScript, run
 
-SCRIPT = DatasetScript(name="rhd", read=rhd.read, verify=rhd.verify, find=rhd.find_root)
+SCRIPT = DatasetScript(name="rhd", read=rhd.read, verify=rhd.verify, find=rhd.find_root, sources=rhd.split_sources)
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from srpose_lib.data.readers import surreal
 
-from .common import DatasetScript, run
+from .common import DatasetScript, run, whole_number
 
 
 def _read(raw_dir, every: int = 10, show_progress: bool = True):
@@ -24,7 +24,7 @@ def _read(raw_dir, every: int = 10, show_progress: bool = True):
 
 SCRIPT = DatasetScript(
     name="surreal", read=_read, verify=surreal.verify, find=surreal.find_root,
-    options={"--every": {"type": int, "default": 10,
+    options={"--every": {"type": whole_number(1, "keep one frame in N"), "default": 10,
                          "help": "keep one frame in N of each clip (default 10: frames 0, 10, ..., 90)"}},
     image_fix=surreal.FIX, loader=surreal.FrameReader(), read_progress=True)
 

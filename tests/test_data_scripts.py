@@ -3,14 +3,17 @@ server, safe unpacking, and the command line's prepare/resume/force paths."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import json
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from data_scripts import check as check_script
 from data_scripts import common
@@ -155,6 +158,20 @@ def test_download_rejects_a_checksum_mismatch(tmp_path, monkeypatch):
     assert not (tmp_path / "x.zip").exists() and (tmp_path / "x.zip.part.bad").exists()
 
 
+def test_download_into_a_folder_we_cannot_write_is_not_retried_as_a_network_error(tmp_path, monkeypatch):
+    # root ignores file permissions: the open of the .part file is monkeypatched to refuse
+    server = FakeServer(DATA)
+    monkeypatch.setattr(urllib.request, "urlopen", server)
+
+    def refuse(path, *a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(common, "open", refuse, raising=False)
+    with pytest.raises(DataError, match=r"permission denied on .*x\.zip\.part") as e:
+        download("https://example.org/x.zip", tmp_path / "x.zip", show_progress=False)
+    assert len(server.requests) == 1 and "chmod" in e.value.fix and "resumes" in e.value.fix
+
+
 def test_download_errors_name_the_url_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", FakeServer(DATA, status=404))
     with pytest.raises(DataError, match="HTTP 404") as e:
@@ -291,3 +308,258 @@ def test_incomplete_raw_release_is_refused_before_preparing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "incomplete" in err and "00000005.jpg" in err
     assert not (prepared_dir(tmp_path, "freihand") / "meta.json").exists()
+
+
+# ----------------------------------------------------------------------------- no input may destroy data
+
+
+def _prepared_snapshot(data: Path, name: str) -> dict:
+    folder = prepared_dir(data, name)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bad", [["--crop-size", "0"], ["--crop-size", "-3"], ["--crop-size", "abc"]])
+def test_bad_crop_size_is_refused_before_anything_is_deleted(tmp_path, capsys, bad):
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=2)
+    assert run(_script("freihand"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 0
+    before = _prepared_snapshot(tmp_path, "freihand")
+    capsys.readouterr()
+    # the issue's case: --force with a crop size of 0 used to empty the folder, then crash
+    assert run(_script("freihand"), ["--data-dir", str(tmp_path), *bad, "--force"], show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert "error: python -m data_scripts.freihand: argument --crop-size:" in err
+    assert "crop side in pixels" in err and "fix: run `python -m data_scripts.freihand --help`" in err
+    assert "Traceback" not in err
+    assert _prepared_snapshot(tmp_path, "freihand") == before
+    assert len(load_prepared(tmp_path, "freihand", "train")) == 7
+
+
+@pytest.mark.parametrize("option,value", [("--every", "0"), ("--every", "-3"), ("--test-size", "-1")])
+def test_bad_every_and_test_size_are_refused(tmp_path, capsys, option, value):
+    from test_readers_bodies import write_human36m
+
+    write_human36m(tmp_path / "raw" / "human36m", subjects=(1, 9))
+    assert run(_script("human36m"), ["--data-dir", str(tmp_path), option, value], show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: must be a whole number >= " in err and f"got {value}" in err
+    assert not prepared_dir(tmp_path, "human36m").exists()
+    # the reader itself no longer takes 0 or a negative step as 1
+    from srpose_lib.data.readers import human36m
+
+    with pytest.raises(DataError, match="every must be a whole number >= 1"):
+        human36m.read(tmp_path / "raw" / "human36m", every=0)
+
+
+def test_failed_or_interrupted_force_leaves_the_finished_data(tmp_path, monkeypatch, capsys):
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=2)
+    args = ["--data-dir", str(tmp_path), "--crop-size", "32"]
+    assert run(_script("freihand"), args, show_progress=False) == 0
+    before = _prepared_snapshot(tmp_path, "freihand")
+    real = common.decode_source
+    calls = {"n": 0, "fail": None}
+
+    def flaky(path, fix):
+        calls["n"] += 1
+        if calls["n"] == 3 and calls["fail"] is not None:
+            raise calls["fail"]
+        return real(path, fix)
+
+    monkeypatch.setattr(common, "decode_source", flaky)
+    force = ["--data-dir", str(tmp_path), "--crop-size", "48", "--force"]
+    # a --force that fails on a bad image: the finished folder is untouched and still loads
+    calls["fail"] = DataError("image x could not be decoded", "restore it")
+    assert run(_script("freihand"), force, show_progress=False) == 2
+    assert _prepared_snapshot(tmp_path, "freihand") == before
+    assert load_prepared(tmp_path, "freihand", "test").images.shape[-1] == 32
+    staging = tmp_path / "prepared" / ".freihand.new"
+    assert staging.is_dir()
+    # an interrupted --force: the same, and the command it prints to resume keeps --force
+    calls.update(n=0, fail=KeyboardInterrupt())
+    assert run(_script("freihand"), force, show_progress=False) == 130
+    assert f"python -m data_scripts.freihand --data-dir {tmp_path} --crop-size 48 --force" in capsys.readouterr().err
+    assert _prepared_snapshot(tmp_path, "freihand") == before
+    # a plain run says the finished data is there and points at the unfinished build
+    calls["fail"] = None
+    assert run(_script("freihand"), args, show_progress=False) == 0
+    assert "unfinished --force build" in capsys.readouterr().err
+    # the next --force resumes the staged build (2 + 2 crops on disk from the two tries) and
+    # only then swaps it in
+    assert run(_script("freihand"), force, show_progress=False) == 0
+    meta = json.loads((prepared_dir(tmp_path, "freihand") / "meta.json").read_text())
+    assert meta["crop_size"] == 48 and meta["source"]["crops_reused"] == 4 and meta["source"]["crops_written"] == 4
+    assert load_prepared(tmp_path, "freihand", "train").images.shape[-1] == 48
+    assert not staging.exists() and sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["freihand"]
+
+
+def test_interrupted_first_force_resumes_without_force(tmp_path, monkeypatch, capsys):
+    """With no finished folder, --force works in place; its resume command drops --force
+    (which would start again) and the rerun reuses the crops on disk."""
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=5)
+    real = common.decode_source
+    calls = {"n": 0}
+
+    def flaky(path, fix):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(path, fix)
+
+    monkeypatch.setattr(common, "decode_source", flaky)
+    args = ["--data-dir", str(tmp_path), "--crop-size", "32", "--task", "gs"]
+    assert run(_script("freihand"), args + ["--force"], show_progress=False) == 130
+    err = capsys.readouterr().err
+    assert f"run `python -m data_scripts.freihand --data-dir {tmp_path} --crop-size 32 --task gs` to resume" in err
+    assert run(_script("freihand"), args, show_progress=False) == 0
+    assert calls["n"] == 4 + 2
+
+
+# OS errors. The tests run as root, which ignores file permissions, and no disk can be pulled
+# in a test: the OS call is monkeypatched to fail exactly as it does for a user (a real
+# read-only bind mount gives the same EROFS; see the closing note of issue 10).
+@pytest.mark.parametrize("code,words", [
+    (errno.EACCES, ["permission denied on", "chmod -R u+rwX", "a folder you can write"]),
+    (errno.EROFS, ["read-only file system", "remount that disk read-write"]),
+    (errno.ENODEV, ["cannot be reached", "is mounted and connected"]),
+])
+def test_os_errors_before_preparing_name_the_folder_and_the_fix(tmp_path, monkeypatch, capsys, code, words):
+    import os
+
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=2)
+    real = os.mkdir
+
+    def refuse(path, *a, **kw):
+        if str(path).endswith("prepared"):
+            raise (PermissionError if code == errno.EACCES else OSError)(code, os.strerror(code), str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+    assert run(_script("freihand"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(tmp_path / "prepared") in err and f"data folder {tmp_path}" in err
+    for w in words:
+        assert w in err
+    assert f"python -m data_scripts.freihand --data-dir {tmp_path} --crop-size 32" in err
+
+
+def test_os_error_while_writing_crops_and_the_rerun_resumes(tmp_path, monkeypatch, capsys):
+    from srpose_lib.data import prepared as P
+    from test_readers_hands import write_freihand
+
+    write_freihand(tmp_path / "raw" / "freihand", n=2)
+    real = P._write_bytes_atomic
+    calls = []
+
+    def vanish_after_two(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(P, "_write_bytes_atomic", vanish_after_two)
+    args = ["--data-dir", str(tmp_path), "--crop-size", "32"]
+    assert run(_script("freihand"), args, show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert f"error: {calls[2]} cannot be reached (Input/output error)" in err and "mounted and connected" in err
+    monkeypatch.setattr(P, "_write_bytes_atomic", real)
+    assert run(_script("freihand"), args, show_progress=False) == 0
+    meta = json.loads((prepared_dir(tmp_path, "freihand") / "meta.json").read_text())
+    assert meta["source"]["crops_reused"] == 2
+
+
+def test_empty_split_is_an_error_naming_the_empty_files(tmp_path, capsys):
+    from test_readers_bodies import write_human36m
+
+    raw = tmp_path / "raw" / "human36m"
+    write_human36m(raw)
+    for s in (9, 11):  # present, but listing no image
+        path = raw / "annotations" / f"Human36M_subject{s}_data.json"
+        path.write_text(json.dumps({"images": [], "annotations": []}))
+    assert run(_script("human36m"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert "the test split came out empty" in err
+    for s in (9, 11):
+        assert f"{raw / 'annotations' / f'Human36M_subject{s}_data.json'} (0 images)" in err
+    assert "--check" in err
+    assert not (prepared_dir(tmp_path, "human36m") / "meta.json").exists()
+
+
+def _freihand_with_nan(tmp_path: Path) -> Path:
+    from test_readers_hands import write_freihand
+
+    raw = tmp_path / "raw" / "freihand"
+    write_freihand(raw, n=2)
+    xyz = json.loads((raw / "training_xyz.json").read_text())
+    xyz[1][3][0] = float("nan")  # id 1, joint 3 (thumb_dip): its projection is NaN in all 4 versions
+    (raw / "training_xyz.json").write_text(json.dumps(xyz))
+    return raw
+
+
+def test_non_finite_keypoints_are_prepared_invisible_with_a_warning(tmp_path, capsys):
+    raw = _freihand_with_nan(tmp_path)
+    assert run(_script("freihand"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 0
+    err = capsys.readouterr().err
+    assert "warning: freihand: 4 visible joints in 4 samples have a non-finite position" in err
+    assert "joint 3 (thumb_dip)" in err and str(raw / "training_xyz.json") in err and "--non-finite error" in err
+    total = 0
+    for split in ("train", "test"):
+        sp = load_prepared(tmp_path, "freihand", split)
+        bad = ~torch.isfinite(sp.keypoints).all(-1)
+        assert not (bad & sp.visible).any()  # never stored as visible
+        total += int(bad.sum())
+    assert total == 4
+    meta = json.loads((prepared_dir(tmp_path, "freihand") / "meta.json").read_text())
+    assert meta["source"]["non_finite_keypoints"] == {"policy": "invisible", "joints": 4, "samples": 4,
+                                                      "samples_left_out": 0}
+
+
+def test_non_finite_keypoints_refused_with_the_flag(tmp_path, capsys):
+    raw = _freihand_with_nan(tmp_path)
+    args = ["--data-dir", str(tmp_path), "--crop-size", "32", "--non-finite", "error"]
+    assert run(_script("freihand"), args, show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert "a visible keypoint has no finite position" in err and "joint 3 (thumb_dip)" in err
+    assert str(raw / "training_xyz.json") in err and "sample 'training/rgb/0000000" in err
+    assert "(4 such joints in 4 samples)" in err
+    assert f"--data-dir {tmp_path} --crop-size 32 --non-finite invisible`" in err
+    assert not prepared_dir(tmp_path, "freihand").exists() or not any(prepared_dir(tmp_path, "freihand").iterdir())
+
+
+def test_16_bit_image_is_scaled_to_8_bit(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from test_readers_hands import write_freihand
+
+    raw = tmp_path / "raw" / "freihand"
+    write_freihand(raw, n=2)
+    path = raw / "training" / "rgb" / "00000001.jpg"  # a PNG under the release's name, as a re-save gives
+    eight = np.asarray(Image.open(path).convert("L"), dtype=np.uint16)
+    Image.fromarray(eight * 257).save(path, format="PNG")  # the same picture, 16 bit
+    assert Image.open(path).mode == "I;16"
+    assert run(_script("freihand"), ["--data-dir", str(tmp_path), "--crop-size", "32"], show_progress=False) == 0
+    decoded = common.decode_source(path, "fix")
+    assert decoded.dtype == torch.uint8 and decoded.shape == (3, 224, 224)
+    assert torch.equal(decoded[0], torch.from_numpy(eight.astype(np.uint8)))  # 257 v / 257 = v exactly
+
+
+def test_unreadable_image_format_names_the_absolute_path_and_a_fix(tmp_path, monkeypatch, capsys):
+    from test_readers_hands import write_freihand
+
+    raw = tmp_path / "raw" / "freihand"
+    write_freihand(raw, n=2)
+    path = raw / "training" / "rgb" / "00000001.jpg"
+    path.write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header with nothing behind it
+    monkeypatch.chdir(tmp_path)
+    assert run(_script("freihand"), ["--data-dir", ".", "--crop-size", "32"], show_progress=False) == 2
+    err = capsys.readouterr().err
+    assert f"error: image {path} is in a format srpose cannot read" in err
+    assert f"Image.open('{path}').convert('RGB').save('{path}', format='JPEG')" in err
+    assert "decode images to RGB uint8 tensors" not in err

@@ -214,3 +214,18 @@ def test_accumulator_bad_input():
         acc.merge(PCKAccumulator(BODY16))
     with pytest.raises(DataError):
         pck_from_heatmaps(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 9))
+
+
+def test_non_finite_ground_truth_is_ignored():
+    gt = torch.tensor([[[10.0, 10.0], [float("nan"), 5.0], [20.0, float("inf")]]])
+    pred = torch.tensor([[[10.0, 10.0], [5.0, 5.0], [20.0, 20.0]]])
+    hits, valid = pck_from_coords(pred, gt, torch.ones(1, 3, dtype=torch.bool), 2.0)
+    assert valid.tolist() == [[True, False, False]] and hits.tolist() == [[True, False, False]]
+    maps = peak_maps([(10, 10), (20, 20)], 64, 64)
+    gt_maps = maps.clone()
+    gt_maps[0, 1, 3, 3] = float("nan")  # a NaN cell: no ground truth, not an (always missed) joint
+    hits, valid = pck_from_heatmaps(maps, gt_maps)
+    assert valid.tolist() == [[True, False]] and hits.tolist() == [[True, False]]
+    acc = PCKAccumulator(HAND21)
+    acc.update(torch.zeros(1, 21, dtype=torch.bool), torch.zeros(1, 21, dtype=torch.bool))
+    assert math.isnan(acc.per_joint()[0])

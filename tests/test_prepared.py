@@ -323,3 +323,95 @@ def test_disk_full_names_the_file_and_a_rerun_resumes(tmp_path, monkeypatch):
     w = _write(tmp_path)
     assert w.reused == 3 and w.written == 3
     assert len(load_prepared(tmp_path, "toy", "train")) == 4
+
+
+# ----------------------------------------------------------------------------- no input may destroy data
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kw", [{"crop_size": 0}, {"crop_size": -4}, {"crop_size": 2.5}, {"crop_scale": 0.0},
+                                {"crop_scale": float("nan")}, {"jpeg_quality": 0}])
+def test_bad_writer_settings_are_refused_before_the_folder_is_touched(tmp_path, kw):
+    _write(tmp_path)
+    folder = prepared_dir(tmp_path, "toy")
+    before = _snapshot(folder)
+    with pytest.raises(DataError, match=f"{next(iter(kw))} must be a number") as e:
+        PreparedWriter(tmp_path, "toy", "hand21", overwrite=True, **{"crop_size": 64, **kw})
+    assert e.value.fix.startswith("use e.g.")
+    assert _snapshot(folder) == before and len(load_prepared(tmp_path, "toy", "train")) == 4
+
+
+def test_a_new_build_goes_beside_the_finished_folder_until_finish(tmp_path):
+    from srpose_lib.data.prepared import staging_dir
+
+    _write(tmp_path)
+    folder = prepared_dir(tmp_path, "toy")
+    before = _snapshot(folder)
+    w = _write(tmp_path, n_train=2, finish=False, overwrite=True)
+    assert w.staged and w.path == staging_dir(tmp_path, "toy")
+    assert _snapshot(folder) == before and len(load_prepared(tmp_path, "toy", "train")) == 4
+    w.finish({})
+    assert not staging_dir(tmp_path, "toy").exists() and len(load_prepared(tmp_path, "toy", "train")) == 2
+
+
+def test_a_swap_cut_between_its_renames_is_completed(tmp_path):
+    """A crash after the finished folder was moved aside and before the new one took its
+    name: the next reader puts the complete new build (else the old folder) in place."""
+    import os
+
+    from srpose_lib.data.prepared import _old_dir, staging_dir
+
+    _write(tmp_path)
+    w = _write(tmp_path, n_train=2, finish=False, overwrite=True)
+    w._finish({})  # the staged build is complete ...
+    os.replace(prepared_dir(tmp_path, "toy"), _old_dir(tmp_path, "toy"))  # ... and the first rename done
+    assert len(load_prepared(tmp_path, "toy", "train")) == 2
+    assert not staging_dir(tmp_path, "toy").exists() and not _old_dir(tmp_path, "toy").exists()
+    # only the old folder aside (the new build unfinished): it goes back
+    _write(tmp_path, n_train=3, finish=False, overwrite=True)
+    os.replace(prepared_dir(tmp_path, "toy"), _old_dir(tmp_path, "toy"))
+    assert len(load_prepared(tmp_path, "toy", "train")) == 2
+
+
+def test_writer_refuses_a_visible_joint_without_a_finite_position(tmp_path):
+    rng = np.random.default_rng(0)
+    kp = _hand(rng)
+    kp[7, 1] = np.nan
+    w = PreparedWriter(tmp_path, "toy", "hand21", crop_size=32)
+    with pytest.raises(DataError, match=r"'s1': joint 7 \(index_dip\) is marked visible but its position"):
+        w.add("train", _image_with_dots(np.nan_to_num(kp)), kp, np.ones(21, bool), name="s1")
+    vis = np.ones(21, bool)
+    vis[7] = False
+    assert w.add("train", _image_with_dots(np.nan_to_num(kp)), kp, vis, name="s1") == 0  # invisible: fine
+
+
+def test_load_prepared_treats_old_visible_nan_joints_as_invisible(tmp_path, capsys):
+    _write(tmp_path)
+    path = prepared_dir(tmp_path, "toy") / "annotations.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["keypoints2d"][1, 5] = np.nan  # as a prepare before the check stored it: visible
+    assert arrays["visible"][1, 5]
+    np.savez(path, **arrays)
+    sp = load_prepared(tmp_path, "toy", "train")
+    assert not sp.visible[1, 5] and int(sp.visible.sum()) == 4 * 20 - 1
+    err = capsys.readouterr().err
+    assert "1 joints in 1 samples are marked visible with non-finite coordinates" in err and "--force" in err
+
+
+def test_16_bit_and_pillow_only_images_decode_to_8_bit(tmp_path):
+    from PIL import Image
+
+    from srpose_lib.data.prepared import decode_image_file
+
+    grey = (np.arange(48 * 64).reshape(48, 64) % 256).astype(np.uint16)
+    Image.fromarray(grey * 257).save(tmp_path / "g16.png")
+    img = decode_image_file(tmp_path / "g16.png")
+    assert img.dtype == torch.uint8 and img.shape == (3, 48, 64)
+    assert torch.equal(img[1], torch.from_numpy(grey.astype(np.uint8)))
+    rgb = (np.arange(48 * 64 * 3).reshape(48, 64, 3) % 251).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.bmp")  # torchvision does not read BMP; Pillow does
+    assert torch.equal(decode_image_file(tmp_path / "x.bmp"), torch.from_numpy(rgb).permute(2, 0, 1))

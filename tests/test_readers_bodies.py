@@ -421,6 +421,25 @@ def test_human36m_bad_files(tmp_path, capsys):
     assert not prepared_dir(tmp_path, "human36m").exists()
 
 
+def test_human36m_nan_joint_is_never_visible(tmp_path, capsys):
+    raw = tmp_path / "raw" / "human36m"
+    write_human36m(raw)
+    joints = raw / "annotations" / "Human36M_subject1_joint_3d.json"
+    data = json.loads(joints.read_text())
+    data["2"]["1"]["0"][16][2] = float("nan")  # frame 0's R-wrist (H36M-17 joint 16)
+    joints.write_text(json.dumps(data))
+    assert prepare("human36m", tmp_path, "--non-finite", "error") == 2
+    err = capsys.readouterr().err
+    assert f"in {joints}" in err and "train sample 'images/s_01_act_02_subact_01_ca_01/" in err
+    assert "joint 10 (r_wrist)" in err and "(1 such joints in 1 samples)" in err
+    assert prepare("human36m", tmp_path) == 0
+    assert "1 visible joints in 1 samples have a non-finite position" in capsys.readouterr().err
+    sp = load_prepared(tmp_path, "human36m", "train")
+    assert not sp.visible[0, BODY16.index("r_wrist")] and int(sp.visible.sum()) == 15 * 16 - 1
+    with pytest.raises(DataError, match="every must be a whole number >= 1"):
+        human36m.read(raw, every=-3)
+
+
 # ----------------------------------------------------------------------------- LSP
 
 LSP_SIZES = [(80, 120), (120, 80), (90, 90), (70, 110), (100, 100)]

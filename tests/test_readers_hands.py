@@ -308,8 +308,31 @@ def test_rhd_wrong_array_shape(tmp_path):
     anno = pickle.loads(path.read_bytes())
     anno[0]["uv_vis"] = anno[0]["uv_vis"][:21]
     path.write_bytes(pickle.dumps(anno))
-    with pytest.raises(DataError, match=r"uv_vis \(21, 3\)"):
+    with pytest.raises(DataError, match=r"uv_vis \(21, 3\)") as e:
         rhd.read(tmp_path / "raw" / "rhd")
+    assert f"RHD annotation file {path}: sample 0" in e.value.message  # names the pickle
+
+
+def test_rhd_nan_keypoint_is_prepared_invisible_not_a_crash(tmp_path, capsys):
+    """A NaN in uv_vis used to stop RHD's filter (``round(nan)`` in the TLL box); now the
+    boxes use the finite keypoints and the joint is prepared invisible, with a warning."""
+    write_rhd(tmp_path / "raw" / "rhd")
+    path = tmp_path / "raw" / "rhd" / "RHD_published_v2" / "training" / "anno_training.pickle"
+    anno = pickle.loads(path.read_bytes())
+    anno[0]["uv_vis"][rhd.LEFT_INDEX[THUMB_TIP], 0] = np.nan  # the kept left hand of image 0
+    anno[1]["uv_vis"][:21, :2] = np.nan  # image 1's left hand (dropped anyway): no finite keypoint
+    path.write_bytes(pickle.dumps(anno))
+    train = rhd.read(tmp_path / "raw" / "rhd")["train"]
+    assert [s.name for s in train] == ["training/color/00000.png#left", "training/color/00001.png#right"]
+    assert np.isfinite(train[0].box).all() and train[0].annotation == str(path)
+    assert prepare("rhd", tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "warning: rhd: 1 visible joints in 1 samples" in err and "joint 4 (thumb_tip)" in err and str(path) in err
+    sp = load_prepared(tmp_path, "rhd", "train")
+    assert not sp.visible[0, THUMB_TIP] and sp.visible[0].sum() == 20 and sp.visible[1].all()
+    assert prepare("rhd", tmp_path, "--force", "--non-finite", "error") == 2
+    err = capsys.readouterr().err
+    assert "train sample 'training/color/00000.png#left', joint 4 (thumb_tip) at (nan," in err and str(path) in err
 
 
 def test_bad_image_stops_the_prepare_and_a_rerun_resumes(tmp_path, capsys):

@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import numbers
 import os
 import shutil
+import sys
 import time
 import warnings
 import zipfile
@@ -60,18 +63,53 @@ META = "meta.json"
 ANNOTATIONS = "annotations.npz"
 STATE = ".prepare-state.json"  # present while a prepare is under way or was interrupted
 JOURNAL = ".prepare-journal.jsonl"  # one line per crop written: what it shows (for resuming)
+NEW_SUFFIX = ".new"  # prepared/.<dataset>.new: a new build beside a finished folder (--force)
+OLD_SUFFIX = ".old"  # prepared/.<dataset>.old: the finished folder for an instant while it is swapped
 
 ARRAYS = ("name", "split", "keypoints2d", "visible", "keypoints3d", "intrinsics", "box",
           "flipped", "subject", "sequence", "frame", "view", "source_image")
 INT_FIELDS = ("subject", "sequence", "frame", "view")
 
 __all__ = ["PreparedWriter", "PreparedSplit", "LazyImages", "load_prepared", "check_prepared",
-           "prepared_dir", "prepare_command", "FORMAT_VERSION"]
+           "prepared_dir", "staging_dir", "os_error", "prepare_command", "FORMAT_VERSION"]
 
 
 def prepared_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
     """``<data_dir>/prepared/<dataset>``."""
     return Path(data_dir).expanduser() / "prepared" / dataset
+
+
+def staging_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
+    """``<data_dir>/prepared/.<dataset>.new``: where a new build of a finished folder is
+    made (``--force``), swapped in by :meth:`PreparedWriter.finish` only when complete."""
+    return Path(data_dir).expanduser() / "prepared" / f".{dataset}{NEW_SUFFIX}"
+
+
+def _old_dir(data_dir, dataset: str) -> Path:
+    return Path(data_dir).expanduser() / "prepared" / f".{dataset}{OLD_SUFFIX}"
+
+
+def _is_complete(folder: Path) -> bool:
+    try:
+        return json.loads((folder / META).read_text()).get("complete") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _finish_swap(data_dir, dataset: str) -> None:
+    """Complete a swap cut between its two renames (a crash or power loss): the finished
+    new build, else the old folder, goes back under the dataset's name."""
+    final, new, old = prepared_dir(data_dir, dataset), staging_dir(data_dir, dataset), _old_dir(data_dir, dataset)
+    if final.exists():
+        if old.exists() and _is_complete(final):
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    if new.is_dir() and _is_complete(new):
+        os.replace(new, final)
+    elif old.is_dir():
+        os.replace(old, final)
+    if old.exists() and final.exists():
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def prepare_command(data_dir: str | os.PathLike, dataset: str, force: bool = False) -> str:
@@ -113,11 +151,54 @@ def encode_jpeg(image: torch.Tensor, quality: int = 95) -> bytes:
 
 
 def decode_image_file(path: str | os.PathLike) -> torch.Tensor:
-    """A JPEG or PNG file -> uint8 RGB (3, H, W) (torchvision); raises what torchvision raises."""
+    """An image file -> uint8 RGB (3, H, W).
+
+    JPEG, PNG, WebP and GIF are decoded by torchvision; other formats Pillow reads (BMP,
+    TIFF, ...) through Pillow. Deeper images are scaled to 8 bit (a 16-bit PNG's 0..65535
+    to 0..255, rounded). Raises what the decoders raise for a file neither can read."""
     from torchvision.io import ImageReadMode, decode_image, read_file
 
     with _quiet_torchvision_io():
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        data = read_file(str(path))
+    try:
+        with _quiet_torchvision_io():
+            img = decode_image(data, mode=ImageReadMode.RGB)
+    except RuntimeError as first:
+        try:
+            img = _decode_with_pillow(path)
+        except Exception:  # noqa: BLE001 - report torchvision's reason, Pillow's is no better
+            raise first from None
+    return _to_uint8(img)
+
+
+def _to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """Scale a decoded image of another integer depth or float [0, 1] to uint8."""
+    if img.dtype == torch.uint8:
+        return img
+    if img.dtype == torch.uint16:  # 65535 / 257 = 255 exactly
+        return (img.to(torch.float32) / 257.0).round_().clamp_(0, 255).to(torch.uint8)
+    if img.is_floating_point():
+        return (img.to(torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    raise TypeError(f"unsupported pixel type {img.dtype}")
+
+
+def _decode_with_pillow(path) -> torch.Tensor:
+    """Pillow's decoding of formats torchvision does not read, 16-bit modes scaled to 8 bit."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            a = np.asarray(im, dtype=np.float64)
+            top = 65535.0 if im.mode != "I" or a.max() > 255 else 255.0
+            a = np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8)
+            rgb = np.repeat(a[..., None], 3, axis=-1)
+        elif im.mode == "F":
+            a = np.asarray(im, dtype=np.float64)
+            rgb = np.repeat(np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+        else:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
 def _umask() -> int:
@@ -137,24 +218,73 @@ def _readable(path: Path) -> None:
         pass
 
 
+_UNREACHABLE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO, errno.ENOTCONN,
+                getattr(errno, "ESTALE", -1), getattr(errno, "EHOSTDOWN", -1), getattr(errno, "ENOMEDIUM", -1)}
+
+
+def os_error(e: OSError, path, root, command: str | None = None) -> DataError:
+    """The DataError for an OS error while preparing into ``root`` (the DATA_DIR): what
+    happened to which path (``e.filename`` when the OS names it, else ``path``), and what a
+    user can do about it (permissions, a read-only or full disk, a disk that is gone)."""
+    where = Path(e.filename) if getattr(e, "filename", None) else Path(path)
+    root = Path(root)
+    try:
+        where, root = where.absolute(), root.absolute()
+    except OSError:  # the working directory itself is gone
+        pass
+    reason = e.strerror or str(e)
+    again = (f"run `{command}` again (a prepare resumes after the last crop it wrote)" if command
+             else "run the same command again (it resumes where it stopped)")
+    elsewhere = ("or pass --data-dir a folder on another disk (SRPOSE_DATA_DIR sets the default; "
+                 "the notebooks read the same folder)")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DataError(f"no space left on the device while writing {where} ({reason})",
+                         f"free space on the disk holding {root} (or use another --data-dir) and {again}")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return DataError(f"permission denied on {where}: srpose cannot write the data folder {root}",
+                         f"make {root} writable for your user (e.g. `chmod -R u+rwX {root}`, or ask its owner), "
+                         "or pass --data-dir a folder you can write (SRPOSE_DATA_DIR sets the default; the "
+                         f"notebooks read the same folder); then {again}")
+    if e.errno == errno.EROFS:
+        return DataError(f"{where} is on a read-only file system: srpose cannot write the data folder {root}",
+                         f"remount that disk read-write, {elsewhere}; then {again}")
+    if e.errno in _UNREACHABLE:
+        return DataError(f"{where} cannot be reached ({reason}): the disk or share holding the data "
+                         f"folder {root} may be unmounted or disconnected",
+                         f"check that the disk holding {root} is mounted and connected, then {again}")
+    return DataError(f"the operating system refused an operation on {where} ({type(e).__name__}: {reason})",
+                     f"check the disk and the permissions of {root}, then {again}")
+
+
 @contextmanager
-def _disk_full_names_the_fix(path: Path, root: Path, command: str):
-    """A full disk (or quota) while preparing: a DataError naming the file and how to go on
-    (the temp file is already gone and ``meta.json`` still says incomplete, so a rerun resumes)."""
+def _os_errors_name_the_fix(path: Path, root: Path, command: str):
+    """Any OS error while preparing (a full disk, permissions, a read-only or vanished disk):
+    a DataError naming the file and how to go on (the temp file is already gone and
+    ``meta.json`` still says incomplete, so a rerun resumes)."""
     try:
         yield
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DataError(f"no space left on the device while writing {path} ({e.strerror})",
-                        f"free space on the disk holding {root} (or use another --data-dir) and run `{command}` "
-                        "again: the prepare resumes after the last crop it wrote") from e
+        raise os_error(e, path, root, command) from e
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
     with _atomic_file(path, "wb") as handle:
         handle.write(data)
     _readable(path)
+
+
+def _check_setting(name: str, value, types, minimum, example: str, strict: bool = False, upper=None) -> None:
+    """A DataError for a writer setting of the wrong type or out of range (checked before
+    anything on disk is touched: a bad setting must not cost finished data)."""
+    ok = isinstance(value, types) and not isinstance(value, bool)
+    if ok:
+        ok = (value > minimum if strict else value >= minimum) and (upper is None or value <= upper)
+        ok = ok and math.isfinite(value)
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        if upper is not None:
+            bound += f" and <= {upper}"
+        raise DataError(f"{name} must be a number {bound}, got {value!r}", f"use {example}")
 
 
 # ----------------------------------------------------------------------------- writer
@@ -164,11 +294,16 @@ class PreparedWriter:
     """Write a dataset into ``<root>/prepared/<dataset>/`` (``root`` is the DATA_DIR).
 
     Call :meth:`add` once per sample, in a deterministic order (indices are assigned per
-    split in ``add`` order), then :meth:`finish`. Creating a writer invalidates the
-    folder's ``meta.json`` at once (a reader then sees an unfinished prepare), keeps crops
-    already on disk when they were made with the same crop size and scale (that is how an
-    interrupted prepare resumes), and with ``overwrite=True`` (``--force``) deletes them.
+    split in ``add`` order), then :meth:`finish`. A finished folder (a complete
+    ``meta.json``) is never changed in place: the new build goes to
+    :func:`staging_dir` beside it and :meth:`finish` swaps it in, so a failed or interrupted
+    build leaves the finished data as it was (and the next build resumes the staging
+    folder). An unfinished folder is resumed in place: creating a writer invalidates its
+    ``meta.json``, keeps crops already on disk when they were made with the same crop size
+    and scale, and with ``overwrite=True`` (``--force``) deletes them.
     ``command`` is what resumes the prepare (shown by readers of an unfinished folder).
+    Every setting is checked before anything on disk is touched; OS errors (permissions,
+    a read-only, full or vanished disk) become a :class:`DataError` naming the path and the fix.
     """
 
     def __init__(self, root: str | os.PathLike, dataset: str, skeleton_name: str,
@@ -176,20 +311,35 @@ class PreparedWriter:
                  command: str | None = None, jpeg_quality: int = 95):
         if skeleton_name not in SKELETONS:
             raise DataError(f"unknown skeleton {skeleton_name!r}", did_you_mean(skeleton_name, SKELETONS))
+        _check_setting("crop_size", crop_size, numbers.Integral, 1, "e.g. 256 (pixels)")
+        _check_setting("crop_scale", crop_scale, numbers.Real, 0.0, "e.g. 1.5 (the baselines' box scale)",
+                       strict=True)
+        _check_setting("jpeg_quality", jpeg_quality, numbers.Integral, 1, "e.g. 95", upper=100)
         self.data_dir = Path(root).expanduser()
         self.dataset = dataset
         self.skeleton = SKELETONS[skeleton_name]
         self.crop_size = int(crop_size)
         self.crop_scale = float(crop_scale)
         self.jpeg_quality = int(jpeg_quality)
-        self.path = prepared_dir(self.data_dir, dataset)
+        self.final = prepared_dir(self.data_dir, dataset)
+        self.path = self.final  # where this writer writes (staging_dir beside a finished folder)
         self._overwrite = bool(overwrite)
         self.command = command or prepare_command(self.data_dir, dataset)
         self._rows: dict[str, list] = {k: [] for k in ARRAYS}
         self._count: dict[str, int] = {}
         self.written = 0  # crops written by this writer (not found on disk)
         self.reused = 0  # crops found on disk from an earlier, interrupted run
-        self._start()
+        with _os_errors_name_the_fix(self.final, self.data_dir, self.command):
+            _finish_swap(self.data_dir, dataset)
+            if _is_complete(self.final):
+                self.path = staging_dir(self.data_dir, dataset)
+                self.command = command or prepare_command(self.data_dir, dataset, force=True)
+            self._start()
+
+    @property
+    def staged(self) -> bool:
+        """Whether this writer builds beside a finished folder (swapped in by :meth:`finish`)."""
+        return self.path != self.final
 
     def _start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -211,7 +361,8 @@ class PreparedWriter:
         same = isinstance(old, dict) and all(old.get(k) == state[k] for k in
                                               ("skeleton", "crop_size", "crop_scale"))
         journal = self.path / JOURNAL
-        if self._overwrite or not same:
+        # a staging folder holds only crops of an unfinished --force: resumable whatever overwrite says
+        if (self._overwrite and not self.staged) or not same:
             if (self.path / "images").exists():
                 shutil.rmtree(self.path / "images")
             journal.unlink(missing_ok=True)
@@ -272,9 +423,16 @@ class PreparedWriter:
             raise DataError(f"{self.dataset} sample {name or source_image!r}: keypoints {kp.shape} / visible "
                             f"{vis.shape} do not fit the {self.skeleton.name} skeleton ({K} joints)",
                             "map the dataset's joint order to the skeleton before adding samples")
+        name = str(name if name is not None else source_image)
+        bad = np.flatnonzero(vis & ~np.isfinite(kp).all(-1))
+        if len(bad):
+            j = int(bad[0])
+            raise DataError(f"{self.dataset} {split} sample {name!r}: joint {j} ({self.skeleton.joint_names[j]}) "
+                            f"is marked visible but its position {kp[j].tolist()} is not finite",
+                            "mark joints with non-finite coordinates invisible before adding the sample "
+                            "(the data scripts do: see --non-finite)")
         index = self.next_index(split)
         target = self.image_path(split, index)
-        name = str(name if name is not None else source_image)
         exists = self.has(split, index)
 
         def decoded():
@@ -283,9 +441,12 @@ class PreparedWriter:
                 raise DataError(f"no image given for {self.dataset} {split} sample {index} ({name!r}) and "
                                 f"no crop of it is on disk at {target}", "pass the decoded image to add()")
             if not torch.is_tensor(img) or img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] != 3:
-                raise DataError(f"image of {source_image or name!r} must be uint8 (3, H, W), got "
-                                f"{getattr(img, 'dtype', type(img).__name__)} {tuple(getattr(img, 'shape', ()))}",
-                                "decode images to RGB uint8 tensors")
+                raise DataError(f"image {source_image or name!r} of {self.dataset} decoded to "
+                                f"{getattr(img, 'dtype', type(img).__name__)} {tuple(getattr(img, 'shape', ()))}, "
+                                "not 8-bit RGB (3, H, W)",
+                                "convert the image to an 8-bit RGB PNG or JPEG (e.g. `python -c \"from PIL import "
+                                "Image; Image.open('IN').convert('RGB').save('OUT.png')\"`), or restore it from "
+                                "the official release")
             return img
 
         img = None
@@ -313,7 +474,7 @@ class PreparedWriter:
             self.reused += 1
         else:
             data = encode_jpeg(crop, quality=self.jpeg_quality)
-            with _disk_full_names_the_fix(target, self.data_dir, self.command):
+            with _os_errors_name_the_fix(target, self.data_dir, self.command):
                 _write_bytes_atomic(target, data)
             self._journal[(split, index)] = key
             self._journal_handle.write(json.dumps({"split": split, "index": index, "key": key}) + "\n")
@@ -339,7 +500,21 @@ class PreparedWriter:
 
     def finish(self, source: dict | None = None) -> Path:
         """Write ``annotations.npz``, drop crops left over from an earlier, larger run,
-        then ``meta.json`` with ``complete: true`` (last). Returns the folder."""
+        then ``meta.json`` with ``complete: true`` (last); a staged build then replaces the
+        finished folder (two renames, see :func:`_finish_swap`). Returns the folder."""
+        with _os_errors_name_the_fix(self.path, self.data_dir, self.command):
+            self._finish(source)
+            if self.staged:
+                old = _old_dir(self.data_dir, self.dataset)
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(self.final, old)
+                os.replace(self.path, self.final)
+                shutil.rmtree(old, ignore_errors=True)
+                self.path = self.final
+        return self.final
+
+    def _finish(self, source: dict | None) -> None:
         K = self.skeleton.num_joints
         r = self._rows
         n = len(self)
@@ -355,9 +530,8 @@ class PreparedWriter:
             **{k: np.array(r[k], np.int64).reshape(n) for k in INT_FIELDS},
             "source_image": np.array(r["source_image"], dtype=str).reshape(n),
         }
-        with _disk_full_names_the_fix(self.path / ANNOTATIONS, self.data_dir, self.command):
-            with _atomic_file(self.path / ANNOTATIONS, "wb") as handle:
-                np.savez(handle, **arrays)
+        with _atomic_file(self.path / ANNOTATIONS, "wb") as handle:
+            np.savez(handle, **arrays)
         _readable(self.path / ANNOTATIONS)
         images = self.path / "images"
         if images.exists():  # crops of splits/indices this run did not produce
@@ -387,7 +561,6 @@ class PreparedWriter:
         self.close()
         for name in (STATE, JOURNAL):
             (self.path / name).unlink(missing_ok=True)
-        return self.path
 
     def close(self) -> None:
         """Close the journal (an unfinished prepare stays resumable)."""
@@ -558,6 +731,11 @@ def _not_found(data_dir, dataset: str, path: Path) -> DataError:
 def _read_meta(data_dir, dataset: str) -> tuple[Path, dict]:
     """The folder and its validated meta.json, or a DataError saying what to run."""
     path = prepared_dir(data_dir, dataset)
+    if not path.exists():
+        try:  # a swap cut between its renames: put the finished folder back
+            _finish_swap(data_dir, dataset)
+        except OSError:
+            pass
     if not path.is_dir():
         raise _not_found(data_dir, dataset, path)
     meta_path = path / META
@@ -639,10 +817,20 @@ def load_prepared(data_dir: str | os.PathLike, dataset: str, split: str) -> Prep
     def t(key, dtype):
         return torch.from_numpy(np.ascontiguousarray(a[key][rows])).to(dtype)
 
+    visible = t("visible", torch.bool)
+    keypoints = t("keypoints2d", torch.float32)
+    bad = visible & ~torch.isfinite(keypoints).all(-1)
+    if bool(bad.any()):  # a folder prepared before the data scripts checked this
+        print(f"warning: prepared {dataset}/{split} in {path}: {int(bad.sum())} joints in "
+              f"{int(bad.any(-1).sum())} samples are marked visible with non-finite coordinates; "
+              f"they are treated as invisible (run `{prepare_command(data_dir, dataset, force=True)}` "
+              "to prepare it again)", file=sys.stderr)
+        visible = visible & ~bad
+
     flipped = t("flipped", torch.bool) if "flipped" in a else torch.zeros(len(rows), dtype=torch.bool)
     return PreparedSplit(
         task=dataset, domain="real", split=split, skeleton=SKELETONS[meta["skeleton"]], images=images,
-        keypoints=t("keypoints2d", torch.float32), visible=t("visible", torch.bool),
+        keypoints=keypoints, visible=visible,
         keypoints3d=t("keypoints3d", torch.float32), intrinsics=t("intrinsics", torch.float32),
         boxes=t("box", torch.float32), sequence=t("sequence", torch.int64), frame=t("frame", torch.int64),
         view=t("view", torch.int64), subject=t("subject", torch.int64),

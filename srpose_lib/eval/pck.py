@@ -11,7 +11,7 @@ UniFrame's ``lib/keypoint_detection.py`` is the identical file):
   i.e. 3.2 cells on 64x64 maps = 12.8 px at 256 = 0.05 x crop side;
 * a joint is ignored when its GT x <= 1 or y <= 1: empty GT maps (invisible / off-crop),
   and, as a side effect of the same rule, joints whose GT cell is in the first two rows or
-  columns.
+  columns; srpose also ignores a GT map holding a non-finite value (TLL would not meet one).
 
 :class:`PCKAccumulator` counts hits and valid joints over a whole split and groups them
 like UniFrame (see its docstring).
@@ -46,7 +46,8 @@ def pck_from_heatmaps(pred_heatmaps: torch.Tensor, gt_heatmaps: torch.Tensor,
     gt = _baseline_preds(gt_heatmaps.detach()).double()
     norm = torch.tensor([h / 10, w / 10], dtype=torch.float64, device=gt.device)
     dist = torch.linalg.vector_norm(pred / norm - gt / norm, dim=-1)
-    valid = (gt[..., 0] > 1) & (gt[..., 1] > 1)
+    # a GT map with a NaN or inf cell (a keypoint without a finite position) is no ground truth
+    valid = (gt[..., 0] > 1) & (gt[..., 1] > 1) & torch.isfinite(gt_heatmaps.detach()).flatten(-2).all(-1)
     return (dist < thr) & valid, valid
 
 
@@ -56,12 +57,14 @@ def pck_from_coords(pred_xy: torch.Tensor, gt_xy: torch.Tensor, valid: torch.Ten
 
     ``threshold`` is in the coordinates' units (e.g. 0.05 x image side in px) and may be a
     tensor broadcastable to ``(B, K)`` (e.g. per-sample ``(B, 1)``). For maps too small for
-    the heatmap rule (on 16x16 maps 0.05 x side is under one cell). Returns (hits, valid) bool."""
+    the heatmap rule (on 16x16 maps 0.05 x side is under one cell). Joints whose ground truth
+    is not finite are not valid. Returns (hits, valid) bool."""
     if pred_xy.shape != gt_xy.shape or pred_xy.shape[-1:] != (2,) or valid.shape != pred_xy.shape[:-1]:
         raise DataError(f"expected pred/GT (B, K, 2) and valid (B, K); got {tuple(pred_xy.shape)}, "
                         f"{tuple(gt_xy.shape)}, {tuple(valid.shape)}", "pass matching keypoint tensors")
     dist = torch.linalg.vector_norm(pred_xy.detach() - gt_xy.detach(), dim=-1)
-    valid = valid.bool()
+    # ground truth without a finite position is not ground truth: never valid, never a miss
+    valid = valid.bool() & torch.isfinite(gt_xy.detach()).all(-1)
     return (dist < threshold) & valid, valid
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DATASETS", "RawSample", "dataset_info", "project", "tll_split"]
+__all__ = ["DATASETS", "RawSample", "dataset_info", "project", "tll_split", "check_every"]
 
 
 @dataclass
@@ -42,7 +42,8 @@ class RawSample:
     ``box`` (x0, y0, side) to force a crop box, ``"full"`` for the whole (square) image,
     or ``None`` for the 1.5x box of the visible keypoints;
     ``flip`` mirrors the crop (all hands are made to look like left hands, as the baselines
-    do with RHD); ``image_size`` (W, H) when known without decoding the image.
+    do with RHD); ``image_size`` (W, H) when known without decoding the image;
+    ``annotation``: the annotation file the keypoints were read from (named in errors).
     """
 
     name: str
@@ -59,6 +60,18 @@ class RawSample:
     flip: bool = False
     image_size: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
+    annotation: str = ""
+
+
+def check_every(every, dataset: str) -> int:
+    """``every`` (keep one frame or image in N) as a positive int, or a DataError: 0 or a
+    negative step used to be taken as 1 without a word."""
+    from ...errors import DataError
+
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise DataError(f"{dataset}: every must be a whole number >= 1 (keep one frame in N), got {every!r}",
+                        "pass --every 1 to keep every frame, or a larger N to keep one in N")
+    return int(every)
 
 
 def project(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -91,7 +91,8 @@ def read(raw_dir: str | Path, task: str = "all", seed: int = 42) -> dict[str, li
             image = f"training/rgb/{i + offset:08d}.jpg"
             samples.append(RawSample(name=image, image=image, keypoints2d=kp[i], visible=np.ones(21, bool),
                                      keypoints3d=xyz[i], intrinsics=K[i], flip=True, image_size=IMAGE_SIZE,
-                                     extra={"version": v, "id": i}))
+                                     extra={"version": v, "id": i},
+                                     annotation=str(root / "training_xyz.json")))
     train, test = tll_split(len(samples), seed)
     return {"train": [samples[i] for i in train], "test": [samples[i] for i in test]}
 

@@ -106,7 +106,7 @@ def _parse(root: Path, sample: dict, i: int, scale: float, layout: str) -> RawSa
         ids["view"] = int(sample["camera"])
     return RawSample(name=name, image=name, keypoints2d=kp, visible=np.ones(21, bool), keypoints3d=k3,
                      intrinsics=K, box="full" if layout == "crop" else None,
-                     extra={"without_object": int(sample.get("without_object", 1))}, **ids)
+                     extra={"without_object": int(sample.get("without_object", 1))}, annotation=str(path), **ids)
 
 
 def read(raw_dir: str | Path, task: str = "noobject", units: str = "auto",

@@ -50,7 +50,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...utils import progress
-from . import RawSample, project
+from . import RawSample, check_every, project
 from .files import as_array, load_json
 
 SUBJECTS = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
@@ -122,7 +122,7 @@ def read_subject(root: Path, subject: int, every: int = EVERY) -> list[RawSample
     joint_path = annotation_path(root, subject, "joint_3d")
     cams: dict = {}
     out: list[RawSample] = []
-    for i in range(0, len(images), max(1, int(every))):
+    for i in range(0, len(images), check_every(every, "Human3.6M")):
         img = images[i]
         try:
             name = str(img["file_name"])
@@ -144,13 +144,18 @@ def read_subject(root: Path, subject: int, every: int = EVERY) -> list[RawSample
         image = f"images/{name}"
         out.append(RawSample(name=image, image=image, keypoints2d=project(cam, K), visible=np.ones(16, bool),
                              keypoints3d=cam, intrinsics=K, subject=subject, sequence=100 * a + s, frame=f,
-                             view=c, image_size=size, extra={"action": a, "subaction": s}))
+                             view=c, image_size=size, extra={"action": a, "subaction": s},
+                             annotation=str(joint_path)))
     return out
 
 
 def read(raw_dir: str | Path, every: int = EVERY, test_size: int = TEST_SIZE, seed: int = 42,
          show_progress: bool = False) -> dict[str, list[RawSample]]:
     """``{"train": S1, S5-S8, "test": a seeded sample of S9 + S11 without replacement}``."""
+    every = check_every(every, "Human3.6M")
+    if isinstance(test_size, bool) or not isinstance(test_size, int) or test_size < 0:
+        raise DataError(f"Human3.6M: test_size must be a whole number >= 0 (0 keeps all), got {test_size!r}",
+                        f"pass --test-size {TEST_SIZE} (TLL's count) or 0 to keep every S9 + S11 sample")
     root = find_root(raw_dir)
     out = {}
     for split, subjects in SUBJECTS.items():
@@ -162,6 +167,20 @@ def read(raw_dir: str | Path, every: int = EVERY, test_size: int = TEST_SIZE, se
     n = len(out["test"])
     k = n if test_size <= 0 else min(int(test_size), n)
     out["test"] = [out["test"][i] for i in sorted(random.Random(seed).sample(range(n), k))]
+    return out
+
+
+def split_sources(root: Path, split: str) -> list[str]:
+    """The data files a split is read from and how many images each lists (named when the
+    split comes out empty)."""
+    out = []
+    for subject in SUBJECTS.get(split, ()):
+        path = annotation_path(Path(root), subject, "data")
+        try:
+            images = load_json(path, "Human3.6M annotation file", FIX).get("images")
+            out.append(f"{path} ({len(images) if isinstance(images, list) else 0} images)")
+        except (DataError, AttributeError):
+            out.append(f"{path} (unreadable)")
     return out
 
 

@@ -98,7 +98,8 @@ def read(raw_dir: str | Path, crop: str = "full", visibility: str = "tll") -> di
     for i in range(len(joints)):
         box = "full" if crop == "full" or not vis[i].any() else None
         samples.append(RawSample(name=image_name(i), image=image_name(i), keypoints2d=joints[i, :, :2],
-                                 visible=vis[i], box=box, extra={"id": i + 1}))
+                                 visible=vis[i], box=box, extra={"id": i + 1},
+                                 annotation=str(root / "joints.mat")))
     return {"train": samples, "test": list(samples)}
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from . import RawSample
+from . import RawSample, check_every
 from .files import load_pickle
 
 SEQUENCES = ("7-14-1-2", "9-10-1-2", "9-17-1-2", "9-25-1-2")
@@ -142,7 +142,7 @@ def read_sequence(seq: Path, seq_index: int, every: int = 1, flip: bool = True,
         vis = (np.isfinite(kp).all(-1) & (cam[..., 2] > 0) & (kp[..., 0] >= 0) & (kp[..., 0] <= W - 1)
                & (kp[..., 1] >= 0) & (kp[..., 1] <= H - 1))
         per_view.append((cam[:, TO_HAND21], kp[:, TO_HAND21], vis[:, TO_HAND21], K))
-    for f in range(0, N, max(1, int(every))):
+    for f in range(0, N, check_every(every, "MVHand")):
         if not np.isfinite(world[f]).all():
             continue
         for v in range(len(SERIALS)):

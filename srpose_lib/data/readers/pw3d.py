@@ -43,7 +43,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...utils import progress
-from . import RawSample, project, smpl
+from . import RawSample, check_every, project, smpl
 from .files import as_array, image_size_of, load_pickle
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
@@ -123,7 +123,7 @@ def read_sequence(root: Path, path: Path, index: int, every: int = 1, min_visibl
     vis = (np.isfinite(kp).all(-1) & (cam[..., 2] > 0) & (kp[..., 0] >= 0) & (kp[..., 0] <= W - 1)
            & (kp[..., 1] >= 0) & (kp[..., 1] <= H - 1))
     out: list[RawSample] = []
-    for f in range(0, cam.shape[1], max(1, int(every))):
+    for f in range(0, cam.shape[1], check_every(every, "3DPW")):
         for a in range(cam.shape[0]):
             if not seq["valid"][a, f] or int(vis[a, f].sum()) < min_visible:
                 continue

@@ -112,13 +112,22 @@ def _intersection(a, b):
 def keep_hand(kp: np.ndarray, vis: np.ndarray, other_kp: np.ndarray,
               image_size=IMAGE_SIZE) -> tuple[bool, tuple[float, float, float]]:
     """TLL's filter for one hand (21 keypoints in Hand21 order, its visibility, the other
-    hand's keypoints); returns (keep, crop box (x0, y0, side))."""
+    hand's keypoints); returns (keep, crop box (x0, y0, side)).
+
+    Keypoints with a non-finite coordinate (not in the official release; TLL would stop on
+    them) take no part: the boxes are those of the finite keypoints and only finite visible
+    joints count; a hand without a finite keypoint is dropped."""
     w, h = image_size
-    scaled = _tll_scale_box(_bbox(kp), w, h, 1.5)
+    finite = np.isfinite(kp).all(-1)
+    if not finite.any():
+        return False, (0.0, 0.0, float(min(w, h)))
+    scaled = _tll_scale_box(_bbox(kp[finite]), w, h, 1.5)
     left, upper, right, lower = scaled
     size = max(right - left, lower - upper)
-    keep = (size > MIN_SIZE and float(np.sum(vis)) > MIN_VISIBLE
-            and _area(*_intersection(scaled, _bbox(other_kp))) / _area(*scaled) < MAX_OVERLAP)
+    other = other_kp[np.isfinite(other_kp).all(-1)]
+    overlap = _area(*_intersection(scaled, _bbox(other))) / _area(*scaled) if len(other) else 0.0
+    keep = (size > MIN_SIZE and float(np.sum(np.asarray(vis, bool) & finite)) > MIN_VISIBLE
+            and overlap < MAX_OVERLAP)
     return bool(keep), (float(left), float(upper), float(right - left + 1))
 
 
@@ -129,6 +138,7 @@ def read_split(root: str | Path, split: str) -> list[RawSample]:
     root = Path(root)
     s = SETS[split]
     anno = load_annotations(root, split)
+    path = root / s / f"anno_{s}.pickle"
     out: list[RawSample] = []
     for sample_id, a in anno.items():
         try:
@@ -136,10 +146,11 @@ def read_split(root: str | Path, split: str) -> list[RawSample]:
             xyz = np.asarray(a["xyz"], dtype=np.float64)
             K = np.asarray(a["K"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"RHD {s} sample {sample_id!r} lacks uv_vis/xyz/K ({e})",
+            raise DataError(f"RHD annotation file {path}: sample {sample_id!r} lacks uv_vis/xyz/K ({e})",
                             "unpack RHD_v1-1.zip again") from None
         if uv_vis.shape != (42, 3) or xyz.shape != (42, 3) or K.shape != (3, 3):
-            raise DataError(f"RHD {s} sample {sample_id!r}: uv_vis {uv_vis.shape}, xyz {xyz.shape}, "
+            raise DataError(f"RHD annotation file {path}: sample {sample_id!r} has uv_vis {uv_vis.shape}, "
+                            f"xyz {xyz.shape}, "
                             f"K {K.shape}; expected (42, 3), (42, 3), (3, 3)",
                             "unpack RHD_v1-1.zip again")
         image = f"{s}/color/{int(sample_id):05d}.png"
@@ -151,7 +162,7 @@ def read_split(root: str | Path, split: str) -> list[RawSample]:
             out.append(RawSample(
                 name=f"{image}#{hand}", image=image, keypoints2d=kp[idx], visible=vis[idx],
                 keypoints3d=xyz[idx], intrinsics=K, box=box, flip=(hand == "right"),
-                image_size=IMAGE_SIZE, extra={"hand": hand, "id": int(sample_id)}))
+                image_size=IMAGE_SIZE, extra={"hand": hand, "id": int(sample_id)}, annotation=str(path)))
     return out
 
 
@@ -159,6 +170,19 @@ def read(raw_dir: str | Path) -> dict[str, list[RawSample]]:
     """Both splits: ``{"train": [...], "test": [...]}``."""
     root = find_root(raw_dir)
     return {split: read_split(root, split) for split in SETS}
+
+
+def split_sources(root: Path, split: str) -> list[str]:
+    """The annotation file of a split and how many images it lists (named when the split
+    comes out empty)."""
+    s = SETS.get(split)
+    if s is None:
+        return []
+    path = Path(root) / s / f"anno_{s}.pickle"
+    try:
+        return [f"{path} ({len(load_annotations(Path(root), split))} images, none with a hand that passes the filter)"]
+    except DataError:
+        return [f"{path} (unreadable)"]
 
 
 RELEASE_COUNTS = {"training": 41258, "evaluation": 2728}

@@ -54,7 +54,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...utils import progress
-from . import RawSample, smpl, tll_split
+from . import RawSample, check_every, smpl, tll_split
 from .files import as_array, load_mat
 
 SPLITS = ("train", "val", "test")
@@ -117,7 +117,7 @@ def world_to_camera(joints3d: np.ndarray, cam_loc: np.ndarray) -> np.ndarray:
 def read_folder(root: Path, split: str, every: int = 10, show_progress: bool = False) -> list[RawSample]:
     """Every ``every``-th frame of every clip of a split folder, in (run, clip, frame) order."""
     root = Path(root)
-    every = max(1, int(every))
+    every = check_every(every, "SURREAL")
     out: list[RawSample] = []
     clips = list_clips(root, split)
     for index, info in enumerate(progress(clips, desc=f"surreal/{split} annotations", unit="clip",
@@ -131,7 +131,8 @@ def read_folder(root: Path, split: str, every: int = 10, show_progress: bool = F
             out.append(RawSample(
                 name=f"{video}#{f:04d}", image=video, keypoints2d=kp[f], visible=np.ones(16, bool),
                 keypoints3d=cam[f], intrinsics=INTRINSICS, sequence=index, frame=f, image_size=IMAGE_SIZE,
-                extra={"clip": clip, "run": info.parent.parent.name}))
+                extra={"clip": clip, "run": info.parent.parent.name},
+                annotation=str(info)))
     return out
 
 
