@@ -216,6 +216,23 @@ def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
         dist.broadcast(buf.data, src=src)
 
 
+def check_in_sync(model: torch.nn.Module, what: str) -> None:
+    """Raise when the ranks' parameters of ``model`` differ (DDP keeps them bitwise equal;
+    a trainer that forgot to wrap, or an EMA teacher updated differently, would not)."""
+    if not _CONTEXT.distributed:
+        return
+    from ..errors import TrainingError
+
+    total = torch.stack([p.detach().double().sum() for p in getattr(model, "module", model).parameters()]).sum()
+    lo, hi = total.reshape(1).clone(), total.reshape(1).clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if lo.item() != hi.item():
+        raise TrainingError(f"{what}: the processes' weights differ (parameter sums {lo.item():.9g} to {hi.item():.9g})",
+                            "wrap the trained model in distributed.wrap (DDP) and update any EMA copy from it on "
+                            "every rank")
+
+
 def barrier() -> None:
     """Wait for every rank (no-op on one process)."""
     if _CONTEXT.distributed:

@@ -198,6 +198,7 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
 
     def end_epoch(epoch: int, record: dict) -> dict:
         scheduler.step()
+        distributed.check_in_sync(model, tag)
         distributed.broadcast_buffers(model)  # rank 0's BN statistics everywhere: one model on every rank
         val_pck = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device).all if dctx.is_main else None
         val_pck = dctx.broadcast(val_pck)
