@@ -28,9 +28,10 @@ How a trainer is made distributed (done for ``train_supervised``, train/supervis
   every forward, so the stored model carries rank 0's. ``sync_bn=True`` (``--sync-bn``)
   converts BN to ``torch.nn.SyncBatchNorm``, which normalises with the global batch's
   statistics, as one process does; PyTorch implements it on GPUs only.
-* **logged scalars** are all-reduced (:meth:`DistContext.mean`), so the log and
-  ``history.json`` show the global batch's loss; a non-finite global loss stops every rank
-  at the same iteration.
+* **logged scalars** are all-reduced in one call (:meth:`DistContext.sum`), so the log and
+  ``history.json`` show the global batch's loss, with two checksums of the data seen
+  (``data_index_sum``, ``data_pixel_sum``: equal to one process's when the sharding is
+  right); a non-finite global loss stops every rank at the same iteration.
 * **validation** runs on rank 0 after the BN buffers are made identical on every rank
   (:func:`broadcast_buffers`); its result is broadcast (:meth:`DistContext.broadcast`) so
   every rank keeps the same "best" weights.
@@ -43,25 +44,43 @@ How a trainer is made distributed (done for ``train_supervised``, train/supervis
   not marked on rank 0 alone while the other ranks wait for its ``final.pt`` and load it
   (correct, not faster).
 
-What the other trainers need (not yet applied: their modules are being rewritten):
+What the other trainers need (not applied yet: their modules were being rewritten when this
+was written; ``train_supervised`` is the worked example). For each: decorate the trainer with
+:func:`aware`, pass ``is_main=ctx.is_main, barrier=barrier`` to ``run_epochs``, drop the
+``log`` of non-main ranks, draw global batches and keep :meth:`DistContext.rows`, all-reduce
+what the step returns (:meth:`DistContext.sum`), evaluate on rank 0 and broadcast the result,
+and call :func:`check_in_sync` at the end of each epoch.
 
-* **mean teacher** (Baseline, +pseudo, adapt/train.py): the student wrapped in DDP; the
-  EMA teacher is *not* wrapped: every rank updates it from its own copy of the student,
-  which DDP keeps identical, so the teachers stay identical with no communication (check
-  once per epoch in debug runs). The teacher's pseudo-labels and masks are computed on the
-  rank's rows only; the mask statistics (Table B(b) overlap, confidence counts) and the
-  per-image pseudo-label records of C.2 are all-gathered or all-reduced before rank 0
-  records them; the 3D lifting network is frozen there (every rank holds a copy).
-* **+rec** (adapt/geometric.py): the student and W + G in one DDP module, or two DDP
-  modules built on the same process group (their parameters are disjoint); the pair
-  sampler draws global pairs and keeps the rank's rows like the images above.
-* **W + G pre-training** (generator): W + G wrapped in DDP, pairs sharded as above; the
-  frozen predictor is a plain copy on every rank; the diagnostics run on rank 0 and are
-  broadcast.
-* **StyleNet** (train/style.py): the decoder wrapped in DDP (the VGG encoder is frozen),
-  content/style pairs sharded as above.
-* **lifting** (adapt/lifting.py): a small MLP trained in seconds to minutes: rank 0 trains
-  it (the :func:`aware`-less path of ``get_or_train``) and the other ranks load it.
+* **mean teacher** (Baseline, +pseudo, adapt/train.py): the student in :func:`wrap`; the EMA
+  teacher is *not* wrapped: every rank updates it from its own student copy, which DDP keeps
+  bitwise identical, so the teachers' parameters stay identical with no communication
+  (:func:`check_in_sync` on the teacher at each epoch end proves it). The EMA averages
+  parameters only, and the teacher's BatchNorm running statistics come from each rank's own
+  rows: :func:`broadcast_buffers` on the teacher before it is evaluated or saved. The views'
+  random draws are per image, so draw them for the global batch and keep the rank's rows
+  (as the augmentation above); pseudo-labels and masks are computed on the rank's rows only; every count the epoch
+  statistics keep (mask sizes, the M_2D/M_3D overlap of Table B(b), the correct-at-least-once
+  flags of C.2, indexed by image) is all-reduced (counts: SUM; per-image flags: MAX) before
+  rank 0 records it. The frozen 3D lifting network and the StyleNet are plain copies on
+  every rank (inputs are the rank's rows; their random draws must be drawn for the global
+  batch, as ``ref_idx`` is in ``train_supervised``).
+* **+rec** (adapt/geometric.py, RecTerm): W + G wrapped in its own :func:`wrap` (a second DDP
+  module on the same process group; its parameters are disjoint from the student's). The
+  student then runs twice before one backward (the views and the pair images): concatenate
+  both inputs into one forward call, or pass ``static_graph=True`` to :func:`wrap`; DDP
+  refuses a module that marks a parameter ready twice otherwise. Pairs are drawn globally and
+  sharded by rows like images.
+* **W + G pre-training** (generator): W + G in :func:`wrap`, pairs sharded by rows, the frozen
+  predictor a plain copy on every rank; the diagnostics on rank 0, broadcast.
+* **StyleNet** (train/style.py): the trained decoder in :func:`wrap` (the VGG encoder is
+  frozen and stays a plain copy), content/style pairs sharded by rows.
+* **lifting** (adapt/lifting.py): a small MLP trained in seconds to minutes on 3D poses: rank 0
+  trains it (the path of ``get_or_train`` for trainers not marked :func:`aware`) and the other
+  ranks load its ``final.pt``; nothing to change.
+
+Until then ``get_or_train`` runs each of these on rank 0 alone while the others wait: correct,
+not faster (``python -m srpose_lib.train pretrain`` under torchrun trains the StyleNet on rank 0,
+then the pre-training data-parallel).
 """
 
 from __future__ import annotations
@@ -194,9 +213,10 @@ def world_size() -> int:
     return _CONTEXT.world_size
 
 
-def wrap(model: torch.nn.Module) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, **ddp_kwargs) -> torch.nn.Module:
     """``model`` in DistributedDataParallel (with SyncBatchNorm when the context asks for
-    it); the model itself on one process. Checkpoint ``model``, not the wrapper."""
+    it; ``ddp_kwargs`` such as ``static_graph=True`` go to DDP); the model itself on one
+    process. Checkpoint ``model``, not the wrapper."""
     ctx = _CONTEXT
     if not ctx.distributed:
         return model
@@ -205,7 +225,7 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
         if converted is not model:  # convert_sync_batchnorm replaces child modules in place; the root stays
             raise ConfigError("SyncBatchNorm cannot convert a model whose root is a BatchNorm layer")
     device_ids = [ctx.local_rank] if next(model.parameters()).device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **ddp_kwargs)
 
 
 def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
