@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         print("stages: " + ", ".join(stage_names()))
+        print("data-parallel under torchrun: " + ", ".join(SUPERVISED) + " (the others train on rank 0)")
         return 0
     if not args.stage:
         parser.print_usage(sys.stderr)
