@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # The notebook run through nbval in `make test` (per-cell failure reports).
 NBVAL_NOTEBOOKS ?= notebooks/00_data_and_domain_gap.ipynb
 
-.PHONY: run test setup clean-env lab bench bench-rec
+.PHONY: run test setup clean-env lab bench bench-rec gpu-check
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # one full-size +rec step (ResNet-101 f_kp + W + G at 256 px, 16 pairs): time and peak memory (meant for a GPU)
 bench-rec: $(STAMP)
 	$(PY) benchmarks/bench_reconstruction.py $(RUN_ARGS)
+
+# the GPU check (about 8 minutes on one GPU; writes results/gpu_check-<time>/): benchmarks/gpu_check.sh
+gpu-check: $(STAMP)
+	PY=$(PY) benchmarks/gpu_check.sh $(RUN_ARGS)
 
 clean-env:
 	rm -rf $(VENV)

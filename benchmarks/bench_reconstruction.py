@@ -28,7 +28,42 @@ from srpose_lib.models import build_pose_net
 from srpose_lib.models.reconstruction import Reconstructor
 from srpose_lib.recon.losses import reconstruction_loss
 from srpose_lib.synth.domains import task_skeleton
+from srpose_lib.train.precision import autocast
 from srpose_lib.utils import resolve_device
+
+
+def build_rec_step(cfg, task: str, n: int, device, dtype=None):
+    """One +rec training step of ``cfg`` (a ``presets.config_for("rec", ...)`` config) on
+    random images: ``n`` pairs both ways through f_kp (student and frozen teacher), W + G,
+    L_rec, backward and the optimiser step; ``dtype`` is the f_kp autocast (None = fp32).
+    Returns ``(step, parts)``; also used by benchmarks/gpu_check.py."""
+    pcfg = cfg.adapt.pretrain
+    sk = task_skeleton(task)
+    S, h = pcfg.benchmark.image_size, pcfg.data.target.heatmap_size
+    stride = S / h
+    student = build_pose_net(pcfg.model, sk.num_joints).to(device)
+    teacher = build_pose_net(pcfg.model, sk.num_joints).to(device).eval()
+    recon = Reconstructor(cfg.generator.net, sk).to(device)
+    opt = torch.optim.Adam(list(student.parameters()) + list(recon.parameters()), lr=1e-4)
+    base = torch.rand(n, 3, S, S, device=device)
+    driving = torch.rand(n, 3, S, S, device=device)
+
+    def step():
+        images = torch.cat([base, driving])
+        with autocast(device, dtype):
+            heat = student(images)
+            with torch.no_grad():
+                theat = teacher(images)
+        p_s = soft_keypoints(heat.float(), pcfg.train.loss, stride)
+        p_t = soft_keypoints(theat.float(), pcfg.train.loss, stride)
+        out = recon(torch.cat([base, driving]), torch.cat([p_t[:n], p_t[n:]]), torch.cat([p_s[n:], p_s[:n]]))
+        loss = reconstruction_loss(out["prediction"], torch.cat([driving, base]), cfg.generator.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, {"student": student, "recon": recon, "pcfg": pcfg, "skeleton": sk}
 
 
 def main(argv=None) -> None:
@@ -41,34 +76,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     cfg = presets.config_for("rec", args.mode, args.task)
-    pcfg = cfg.adapt.pretrain
-    sk = task_skeleton(args.task)
-    S, h = pcfg.benchmark.image_size, pcfg.data.target.heatmap_size
-    stride = S / h
-    student = build_pose_net(pcfg.model, sk.num_joints).to(device)
-    teacher = build_pose_net(pcfg.model, sk.num_joints).to(device).eval()
-    recon = Reconstructor(cfg.generator.net, sk).to(device)
-    opt = torch.optim.Adam(list(student.parameters()) + list(recon.parameters()), lr=1e-4)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    step, meta = build_rec_step(cfg, args.task, args.batch, device, dtype)
+    student, recon, pcfg, sk = meta["student"], meta["recon"], meta["pcfg"], meta["skeleton"]
     n = args.batch
-    base = torch.rand(n, 3, S, S, device=device)
-    driving = torch.rand(n, 3, S, S, device=device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
-
-    def step():
-        images = torch.cat([base, driving])
-        with autocast:
-            heat = student(images)
-            with torch.no_grad():
-                theat = teacher(images)
-        p_s = soft_keypoints(heat.float(), pcfg.train.loss, stride)
-        p_t = soft_keypoints(theat.float(), pcfg.train.loss, stride)
-        out = recon(torch.cat([base, driving]), torch.cat([p_t[:n], p_t[n:]]), torch.cat([p_s[n:], p_s[:n]]))
-        loss = reconstruction_loss(out["prediction"], torch.cat([driving, base]), cfg.generator.loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+    S, h = pcfg.benchmark.image_size, pcfg.data.target.heatmap_size
 
     def sync():
         if device.type == "cuda":

@@ -82,28 +82,56 @@ def get_or_train(stage: str, cfg, train_fn: Callable[..., TrainResult], cache_di
 
     ``force=True`` deletes the cached run (final and progress) first; ``data_id`` keys the
     run to the data it trains on as well (real datasets, see :meth:`BenchmarkData.fingerprint`)."""
+    from . import distributed
+
+    ctx = distributed.context()
     folder = run_dir(stage, cfg, cache_dir, data_id)
     final = folder / "final.pt"
-    if force and folder.exists():
+    if force and folder.exists() and ctx.is_main:
         shutil.rmtree(folder)
+    if force:
+        distributed.barrier()
     if final.exists():
-        ckpt = load_checkpoint(final, stage, cfg)
-        log(f"loaded cached {stage} ({folder.name}): {_summary(ckpt.get('metrics', {}))}")
-        return TrainResult(stage, cfg, ckpt["state_dict"], ckpt.get("history", []),
-                           ckpt.get("metrics", {}), folder, True, ckpt.get("provenance", {}))
+        return _load_final(stage, cfg, folder, log)
+    if ctx.distributed and not distributed.is_aware(train_fn):
+        # under torchrun, a trainer that does not shard its batches trains on rank 0 alone
+        if not ctx.is_main:
+            _wait_for(final)
+            return _load_final(stage, cfg, folder, lambda s: None)
+        log(f"[{stage}] its trainer is not distributed: rank 0 trains it while the other "
+            f"{ctx.world_size - 1} process(es) wait")
     folder.mkdir(parents=True, exist_ok=True)
     result = train_fn(cfg, run_dir=folder, **train_kwargs)
     result.run_dir = folder
     result.provenance = {"git_sha": git_sha(), **versions()}
-    atomic_torch_save({
-        "format_version": FORMAT_VERSION, "stage": stage, "config": to_dict(cfg),
-        "state_dict": result.state_dict, "history": result.history, "metrics": result.metrics,
-        "provenance": result.provenance,
-    }, final)
-    progress = folder / "progress.pt"
-    if progress.exists():
-        progress.unlink()
+    if ctx.is_main:  # under torchrun rank 0 alone writes (every rank holds the same result)
+        result.provenance["world_size"] = ctx.world_size
+        atomic_torch_save({
+            "format_version": FORMAT_VERSION, "stage": stage, "config": to_dict(cfg),
+            "state_dict": result.state_dict, "history": result.history, "metrics": result.metrics,
+            "provenance": result.provenance,
+        }, final)
+        progress = folder / "progress.pt"
+        if progress.exists():
+            progress.unlink()
+    if distributed.is_aware(train_fn):
+        distributed.barrier()
     return result
+
+
+def _load_final(stage: str, cfg, folder: Path, log: Callable[[str], None]) -> TrainResult:
+    ckpt = load_checkpoint(folder / "final.pt", stage, cfg)
+    log(f"loaded cached {stage} ({folder.name}): {_summary(ckpt.get('metrics', {}))}")
+    return TrainResult(stage, cfg, ckpt["state_dict"], ckpt.get("history", []),
+                       ckpt.get("metrics", {}), folder, True, ckpt.get("provenance", {}))
+
+
+def _wait_for(path: Path, poll_s: float = 2.0) -> None:
+    """Wait until rank 0 has written ``path`` (torchrun stops every process if rank 0 fails)."""
+    import time
+
+    while not path.exists():
+        time.sleep(poll_s)
 
 
 def _summary(metrics: dict) -> str:

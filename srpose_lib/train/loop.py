@@ -19,6 +19,7 @@ Only the main process (rank 0 under ``torchrun``) writes checkpoints, history an
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ def run_epochs(spec: LoopSpec, state: dict[str, Any], step: Callable[[int, int],
                describe: Callable[[dict], str] | None = None,
                log: Callable[[str], None] = print, show_progress: bool = True,
                on_iteration: Callable[[int, int], None] | None = None,
-               is_main: bool = True) -> list[dict]:
+               is_main: bool = True, barrier: Callable[[], None] | None = None) -> list[dict]:
     """Run (or resume) ``spec.epochs`` epochs of ``spec.iters`` iterations; returns the history.
 
     * ``state``: name -> model / optimiser / scheduler / ``torch.Generator`` / :class:`Box` /
@@ -126,6 +127,11 @@ def run_epochs(spec: LoopSpec, state: dict[str, Any], step: Callable[[int, int],
     * ``end_epoch(epoch, record)``: evaluate; returns fields to add to the record.
     * ``describe(record)``: the middle of the log line (losses, PCK, ...).
     * ``on_iteration(epoch, it)``: called after every step (tests simulate interruptions).
+    * ``is_main`` / ``barrier`` (under ``torchrun``, train/distributed.py): only the main
+      process logs and writes; ``barrier()`` after every epoch's checkpoint keeps the other
+      processes from running ahead of it.
+    * A stage named in :func:`stop_after` stops (raises :class:`Stopped`) once that many
+      epochs are finished and checkpointed; the next call resumes after them.
     """
     run_dir = Path(spec.run_dir)
     progress_path = run_dir / "progress.pt"
@@ -179,7 +185,32 @@ def run_epochs(spec: LoopSpec, state: dict[str, Any], step: Callable[[int, int],
                 "format_version": FORMAT_VERSION, "stage": spec.stage, "config": cfg_dict, "epoch": epoch,
                 "history": history, "state": {k: _save_state(_unwrap(v)) for k, v in state.items()},
             }, progress_path)
+        if barrier is not None:
+            barrier()
+        stop = _STOP_AFTER.get(spec.stage)
+        if stop is not None and epoch + 1 >= stop and epoch + 1 < spec.epochs:
+            raise Stopped(f"{spec.tag} stopped after epoch {epoch + 1}/{spec.epochs} as asked; "
+                          f"{progress_path} holds it and the same command resumes from it")
     return history
+
+
+class Stopped(Exception):
+    """A run stopped on purpose after a finished epoch (:func:`stop_after`); it resumes."""
+
+
+_STOP_AFTER: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def stop_after(stage: str, epochs: int):
+    """Within the block, training ``stage`` stops after ``epochs`` finished epochs (raising
+    :class:`Stopped` after the checkpoint), as a job-time-limited cluster or an interruption
+    would; e.g. ``python -m srpose_lib.train ... --stop-after 1``."""
+    _STOP_AFTER[stage] = epochs
+    try:
+        yield
+    finally:
+        _STOP_AFTER.pop(stage, None)
 
 
 def endless_batches(dataset, batch_size: int, gen: torch.Generator, device):

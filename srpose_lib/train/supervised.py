@@ -30,6 +30,7 @@ from ..models import ModelConfig, build_pose_net
 from ..data.benchmark import BenchmarkData
 from ..synth.benchmark import BenchmarkConfig, benchmark_config
 from ..synth.domains import task_skeleton
+from . import distributed
 from .cache import TrainResult
 from .loop import Box, LoopSpec, endless_batches, lr_of, run_epochs
 from .losses import build_loss
@@ -114,6 +115,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
                            weight_decay=cfg.weight_decay, nesterov=True)
 
 
+@distributed.aware
 def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: BenchmarkData,
                      device: torch.device | str = "cpu", log: Callable[[str], None] = print,
                      show_progress: bool = True,
@@ -123,9 +125,17 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
     best-on-validation weights. ``style_net`` (stage 'pretrain'): with probability
     ``style_aug.s2t_prob`` a source batch takes the style of random target images.
     ``on_iteration(epoch, it)`` is called after every step (tests use it to simulate an
-    interruption)."""
+    interruption).
+
+    Under ``torchrun`` (train/distributed.py) the model trains in DistributedDataParallel:
+    every rank draws the same global batch and keeps its ``batch_size / N`` rows, rank 0
+    evaluates and alone writes checkpoints and logs."""
     device = torch.device(device)
     run_dir = Path(run_dir)
+    dctx = distributed.context()
+    rows = dctx.rows(cfg.train.batch_size)  # fails early when the batch does not split
+    if not dctx.is_main:
+        log = lambda s: None  # noqa: E731 - rank 0 alone logs
     tag = f"[{cfg.stage} {cfg.task}]"
     train_set = data.dataset(cfg.benchmark, cfg.data, cfg.domain, "train", augment=True)
     val_set = data.dataset(cfg.benchmark, cfg.data, cfg.domain, "val")
@@ -139,6 +149,7 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
             f"the network maps {cfg.benchmark.image_size} px images to "
             f"{cfg.benchmark.image_size // model.stride} px heatmaps, but data.target.heatmap_size is {hm}",
             "set data.target.heatmap_size = image_size / network stride, or change the network")
+    net = distributed.wrap(model)  # DDP under torchrun, the model itself otherwise
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.train.milestones), cfg.train.lr_gamma)
     loss_fn = build_loss(cfg.train.loss)
@@ -159,39 +170,55 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
         model.train()
 
     def step(epoch: int, it: int) -> dict:
-        batch = next(batches)
-        images = batch["image"]
+        batch = next(batches)  # the global batch, identical on every rank
+        images, heatmaps, weights = batch["image"][rows], batch["heatmaps"][rows], batch["weights"][rows]
         if style_net is not None:  # s2t: restyle towards random target images
-            ref_idx = torch.randint(len(style_refs), (images.shape[0],), generator=gen)
+            ref_idx = torch.randint(len(style_refs), (cfg.train.batch_size,), generator=gen)[rows]
             refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
             with torch.no_grad():
                 images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
         with autocast(device, dtype):
-            out = model(images)
-        loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
-        checked_step(loss, optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
-                     f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
-                     f"{progress_path} and a new run resumes from them")
-        return {"loss": loss.item()}
+            out = net(images)
+        loss = loss_fn(out.float(), heatmaps, weights)
+        # the global batch's loss (the same on every rank) and a checksum of the data it saw:
+        # sum of (index + 1) x (position in the global batch + 1), and of the pixels
+        pos = torch.arange(cfg.train.batch_size, device=device)[rows] + 1
+        sums = torch.stack([loss.detach().double() / dctx.world_size,
+                            ((batch["index"][rows] + 1) * pos).sum().double(), images.detach().double().sum()])
+        sums = dctx.sum(sums)
+        mean_loss = sums[0]
+        args = (optimizer, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1}",
+                f"lower train.lr (now {cfg.train.lr}); the finished epochs are kept in "
+                f"{progress_path} and a new run resumes from them")
+        if not torch.isfinite(mean_loss):  # every rank stops at the same iteration
+            checked_step(mean_loss, *args)
+        checked_step(loss, *args)
+        loss_value, index_sum, pixel_sum = sums.tolist()  # one device sync
+        return {"loss": loss_value, "data_index_sum": index_sum, "data_pixel_sum": pixel_sum}
 
     def end_epoch(epoch: int, record: dict) -> dict:
         scheduler.step()
-        val = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device)
-        if val.all > best.value["val_pck"]:
-            best.value = {"val_pck": val.all, "epoch": epoch + 1,
+        distributed.check_in_sync(model, tag)
+        distributed.broadcast_buffers(model)  # rank 0's BN statistics everywhere: one model on every rank
+        val_pck = evaluate_pck(model, val_set, cfg.train.eval_batch_size, device).all if dctx.is_main else None
+        val_pck = dctx.broadcast(val_pck)
+        if val_pck > best.value["val_pck"]:
+            best.value = {"val_pck": val_pck, "epoch": epoch + 1,
                           "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        return {"val_pck": val.all, "lr": lr_of(optimizer)}
+        return {"val_pck": val_pck, "lr": lr_of(optimizer)}
 
     def describe(r: dict) -> str:
         return (f"loss {r['loss']:.4f}  val PCK {r['val_pck']:5.1f} "
                 f"(best {best.value['val_pck']:.1f} @ {best.value['epoch']})")
 
     spec = LoopSpec(tag, cfg.stage, cfg, run_dir, cfg.train.epochs, iters, cfg.train.batch_size,
-                    header={"precision": precision_name(dtype)})
+                    header={"precision": precision_name(dtype), "world_size": dctx.world_size,
+                            **({"sync_batchnorm": dctx.sync_bn} if dctx.distributed else {})})
     history = run_epochs(spec, {"model": model, "optimizer": optimizer, "scheduler": scheduler,
                                 "generator": gen, "best": best},
                          step, end_epoch, begin_epoch, describe=describe, log=log,
-                         show_progress=show_progress, on_iteration=on_iteration)
+                         show_progress=show_progress, on_iteration=on_iteration,
+                         is_main=dctx.is_main, barrier=distributed.barrier)
     metrics = {"best_epoch": best.value["epoch"], "val_pck": best.value["val_pck"]}
     return TrainResult(cfg.stage, cfg, best.value["state_dict"], history, metrics, run_dir)
 
