@@ -163,10 +163,14 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
 
         style_refs = data.split(cfg.benchmark, "target", "train")
     iters = cfg.train.iters_per_epoch or math.ceil(len(train_set) / cfg.train.batch_size)
-    batches = endless_batches(train_set, cfg.train.batch_size, gen, device)
     progress_path = run_dir / "progress.pt"
+    batches = None
 
     def begin_epoch(epoch: int) -> None:
+        # a fresh shuffle per epoch, drawn from the generator as checkpointed after the last
+        # epoch, so that a resumed run sees exactly the batches an uninterrupted one sees
+        nonlocal batches
+        batches = endless_batches(train_set, cfg.train.batch_size, gen, device)
         model.train()
 
     def step(epoch: int, it: int) -> dict:
