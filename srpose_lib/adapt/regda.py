@@ -267,29 +267,50 @@ def build_optimizers(model: RegDANet, t: RegDATrainConfig) -> RegDAOptimizers:
                            sgd(model.head_adv.parameters(), t.head_lr))
 
 
-def regda_step(model: RegDANet, opt: RegDAOptimizers, t: RegDATrainConfig, sigma: float, source: dict,
-               x_t: torch.Tensor, coeff: float, device, dtype=None, where: str = "", fix: str = "") -> dict:
-    """One RegDA iteration: steps A (source, all), B (max, adversarial head) and C (min,
-    feature extractor). Returns the three losses."""
-    kl = JointsKLLoss()
-    eps = t.disparity_epsilon
-    # A: supervised source loss + the source disparity, every parameter
+def source_step(model: RegDANet, opt: RegDAOptimizers, t: RegDATrainConfig, sigma: float, source: dict,
+                coeff: float, device, dtype=None, where: str = "", fix: str = "") -> float:
+    """Step A, every parameter: the supervised source loss plus margin x trade-off x the
+    source disparity (the adversarial head learns to agree on source). Returns the
+    supervised loss."""
     with autocast(device, dtype):
         y_s, y_s_adv = model.both(source["image"], coeff)
-    loss_s = kl(y_s.float(), source["heatmaps"], source["weights"])
-    loss_a = loss_s + t.margin * t.trade_off * disparity(y_s, y_s_adv, sigma, "min", source["weights"], eps)
-    checked_step(loss_a, _Group(opt.features, opt.head, opt.head_adv), "[regda] the source loss", where, fix)
-    # B: the adversarial head maximises the disparity on target (moves towards the ground false)
+    loss_s = JointsKLLoss()(y_s.float(), source["heatmaps"], source["weights"])
+    loss = loss_s + t.margin * t.trade_off * disparity(y_s, y_s_adv, sigma, "min", source["weights"],
+                                                      t.disparity_epsilon)
+    checked_step(loss, _Group(opt.features, opt.head, opt.head_adv), "[regda] the source loss", where, fix)
+    return loss_s.item()
+
+
+def max_step(model: RegDANet, opt: RegDAOptimizers, t: RegDATrainConfig, sigma: float, x_t: torch.Tensor,
+             coeff: float, device, dtype=None, where: str = "", fix: str = "") -> float:
+    """Step B, the adversarial head only: it maximises the disparity on target (pulled
+    towards the ground false, away from the main head's prediction)."""
     with autocast(device, dtype):
         y_t, y_t_adv = model.both(x_t, coeff)
-    loss_b = t.trade_off * disparity(y_t, y_t_adv, sigma, "max", None, eps)
-    checked_step(loss_b, opt.head_adv, "[regda] the max-disparity loss", where, fix)
-    # C: the feature extractor minimises it (the adversarial head must agree with the main one)
+    loss = t.trade_off * disparity(y_t, y_t_adv, sigma, "max", None, t.disparity_epsilon)
+    checked_step(loss, opt.head_adv, "[regda] the max-disparity loss", where, fix)
+    return loss.item()
+
+
+def min_step(model: RegDANet, opt: RegDAOptimizers, t: RegDATrainConfig, sigma: float, x_t: torch.Tensor,
+             coeff: float, device, dtype=None, where: str = "", fix: str = "") -> float:
+    """Step C, the feature extractor only: it minimises the disparity on target, so that
+    even the adversarial head agrees with the main one (its gradient reaches the features
+    through the gradient layer, times ``coeff``)."""
     with autocast(device, dtype):
         y_t, y_t_adv = model.both(x_t, coeff)
-    loss_c = t.trade_off * disparity(y_t, y_t_adv, sigma, "min", None, eps)
-    checked_step(loss_c, opt.features, "[regda] the min-disparity loss", where, fix)
-    return {"loss_src": loss_s.item(), "loss_false": loss_b.item(), "loss_truth": loss_c.item()}
+    loss = t.trade_off * disparity(y_t, y_t_adv, sigma, "min", None, t.disparity_epsilon)
+    checked_step(loss, opt.features, "[regda] the min-disparity loss", where, fix)
+    return loss.item()
+
+
+def regda_step(model: RegDANet, opt: RegDAOptimizers, t: RegDATrainConfig, sigma: float, source: dict,
+               x_t: torch.Tensor, coeff: float, device, dtype=None, where: str = "", fix: str = "") -> dict:
+    """One RegDA iteration: steps A (source), B (max) and C (min). Returns the three losses."""
+    args = (device, dtype, where, fix)
+    return {"loss_src": source_step(model, opt, t, sigma, source, coeff, *args),
+            "loss_false": max_step(model, opt, t, sigma, x_t, coeff, *args),
+            "loss_truth": min_step(model, opt, t, sigma, x_t, coeff, *args)}
 
 
 # ----------------------------------------------------------------------------- trainer
