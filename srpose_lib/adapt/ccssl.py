@@ -234,10 +234,12 @@ def block_match(prev_images: torch.Tensor, cur_images: torch.Tensor, points: tor
 
 
 def temporal_consistency(split, coords: torch.Tensor, conf: torch.Tensor, cfg: CCSSLConfig,
-                         prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+                         prev: torch.Tensor | None = None, device="cpu",
+                         max_elements: float = 3e7) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Carry each image's predecessor's label forward by block matching where the image's
     own confidence is below ``temporal_decay`` x the predecessor's (the authors' rule),
-    visiting frames in sequence order. Returns labels, confidences and how many changed."""
+    visiting frames in sequence order. Returns labels, confidences and how many changed.
+    The matching runs on ``device`` in chunks of at most ``max_elements`` samples."""
     prev = previous_frames(split) if prev is None else prev
     coords, conf = coords.clone(), conf.clone()
     S = split.images.shape[-1]
@@ -252,12 +254,15 @@ def temporal_consistency(split, coords: torch.Tensor, conf: torch.Tensor, cfg: C
             break
         depth = new
     changed = 0
+    per_image = coords.shape[1] * (2 * radius + 1) ** 2 * (2 * max(1, window // 2) + 1) ** 2
+    chunk = int(max(1, min(256, max_elements // per_image)))
     for level in range(1, int(depth.max()) + 1 if len(depth) else 1):
         idx = torch.nonzero(depth == level).flatten()
-        for start in range(0, len(idx), 256):
-            i = idx[start:start + 256]
+        for start in range(0, len(idx), chunk):
+            i = idx[start:start + chunk]
             p = prev[i]
-            flow = block_match(split.images[p], split.images[i], coords[p], window, radius)
+            flow = block_match(split.images[p].to(device), split.images[i].to(device), coords[p].to(device),
+                               window, radius).cpu()
             carry = conf[p]
             use = (carry > 0) & (conf[i] < cfg.temporal_decay * carry)
             coords[i] = torch.where(use[..., None], flow, coords[i])
@@ -324,7 +329,7 @@ def train_ccssl(cfg: CCSSLConfig, run_dir: str | Path, data: BenchmarkData, pret
         coords, conf = consistent_labels(model, target_split.images, cfg, loss_name, gen, device, dtype)
         changed = 0
         if cfg.temporal:
-            coords, conf, changed = temporal_consistency(target_split, coords, conf, cfg, prev)
+            coords, conf, changed = temporal_consistency(target_split, coords, conf, cfg, prev, device)
         share = kept_share(cfg, round_)
         kept, thresh = keep_mask(conf, share)
         ok = (coords - target_split.keypoints.float()).norm(dim=-1) < thresh_px  # monitoring only
