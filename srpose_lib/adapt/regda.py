@@ -26,11 +26,14 @@ What it does (facts from Transfer-Learning-Library, ``tllib/alignment/regda.py``
   1e-4, Nesterov; base learning rates 0.1 for the feature extractor and 1.0 for the heads,
   times ``lr * (1 + 1e-4 * it) ** -0.75`` with ``lr`` 0.1 (so 0.01 / 0.1 at the start),
   stepped every iteration; 30 epochs x 500 iterations of batch 32 (``--epochs 10`` for
-  SURREAL->Human3.6M); margin 4, trade-off 1; stage 1 (the source model) 70 epochs, SGD,
-  learning-rate drops at 45 and 60, KL loss.
+  SURREAL->Human3.6M); margin 4, trade-off 1; stage 1 (the source model) 70 epochs x 500
+  iterations, SGD 0.1 (backbone 0.01), drops x 0.1 at 45 and 60, KL loss, best epoch on the
+  source validation split. Stage 2 loads only the stage-1 weights whose names it shares —
+  backbone and upsampling; its two-layer heads differ from stage 1's single 1x1 head
+  (``tllib/vision/models/keypoint_detection/pose_resnet.py``) and start new.
 
-Our choices: the feature extractor starts from the series' ``source_only`` model (TLL
-starts from its own stage-1 source model; both heads start new in both); model selection is
+Our choices: the feature extractor starts from the series' ``source_only`` model (with the KL
+loss; its optimiser is the series' ERM schedule, not TLL's stage-1 SGD); model selection is
 none — the last epoch is the result, as for every adaptation method of the series (TLL
 keeps the epoch with the best target-test PCK). Evaluation uses the main head (TLL does).
 """
