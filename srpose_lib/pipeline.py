@@ -129,3 +129,20 @@ class Stages:
         lifting = self.lifting_model(adapt.lifting) if adapt.lifting is not None else None
         return self._get(cfg.method, cfg, train_adaptation, force, pretrained=pretrained, style_net=style,
                          lifting=lifting, **extra)
+
+    # ------------------------------------------------------------------ Fig A's other systems
+
+    def comparison(self, cfg, force: bool = False) -> TrainResult:
+        """RegDA or CC-SSL (``cfg.method``), on its source-only model."""
+        from .adapt.ccssl import train_ccssl
+        from .adapt.regda import train_regda
+
+        train_fn = {"regda": train_regda, "ccssl": train_ccssl}[cfg.method]
+        return self._get(cfg.method, cfg, train_fn, force, pretrained=self.supervised(cfg.pretrain))
+
+    def comparison_model(self, cfg) -> torch.nn.Module:
+        """The adapted pose net of RegDA (its main head) or CC-SSL, in eval mode."""
+        from .adapt.ccssl import load_ccssl
+        from .adapt.regda import load_regda
+
+        return {"regda": load_regda, "ccssl": load_ccssl}[cfg.method](self.comparison(cfg), self.device)

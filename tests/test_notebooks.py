@@ -35,6 +35,8 @@ def smoke_run(request, tmp_path_factory) -> dict:
             wanted.add(params["path"].name[:2])
         elif item.name.startswith("test_pose_predictor"):
             wanted.add(PREDICTOR[:2])
+        elif item.name.startswith("test_comparison_records"):
+            wanted.add("08")
     only = ",".join(sorted(wanted)) or None
     out = tmp_path_factory.mktemp("smoke_run")
     args = ["--mode", "smoke", "--out", str(out)] + (["--only", only] if only else [])
@@ -93,3 +95,13 @@ def test_full_method_and_table_a_record_all_four_rows(smoke_run, task):
         for m in ("baseline", "pseudo", "rec", "pseudo_rec"):
             name = names.format(task=task, m=m)
             assert name in metrics, f"{notebook} did not record {name}"
+
+
+@pytest.mark.parametrize("task", ["hand", "body"])
+def test_comparison_records_all_five_systems(smoke_run, task):
+    """Notebook 08 (Fig A) records the target-test PCK of the five systems it compares."""
+    metrics = smoke_run["notebooks"]["08_qualitative_comparison"]["metrics"]
+    for m in ("source_only", "ccssl", "regda", "baseline", "pseudo_rec"):
+        name = f"pck/{task}/{m}/target_test/all"
+        assert name in metrics, f"08_qualitative_comparison did not record {name}"
+    assert f"figa/{task}/pseudo_rec/endpoint_error_px" in metrics

@@ -92,3 +92,26 @@ def test_dataset_samples_spread_over_splits_of_any_length():
     assert len(fig.axes) == 10 and sum(ax.has_data() for ax in fig.axes) == 5 + 3
     assert fig.axes[0].get_ylabel() == "source: rhd\n(30 images)" and "3 images" in fig.axes[5].get_ylabel()
     assert len(fig.axes[0].lines) == len(HAND21.bones)
+
+
+def test_comparison_grid_and_its_selection_rule():
+    from srpose_lib.eval.compare import per_image_error, pick_by_spread
+    from srpose_lib.skeletons import HAND21
+    from srpose_lib.viz import comparison_grid
+
+    gt = torch.rand(6, 21, 2) * 60
+    valid = torch.ones(6, 21, dtype=torch.bool)
+    preds = {"a": gt.clone(), "b": gt + torch.arange(6.0)[:, None, None]}  # b is off by i px on image i
+    err = {k: per_image_error(v, gt, valid) for k, v in preds.items()}
+    assert torch.allclose(err["b"], torch.arange(6.0) * 2**0.5)
+    assert pick_by_spread(err, 2).tolist() == [5, 4]  # the largest spread between the systems first
+    assert pick_by_spread(err, 2, pool=3, seed=1).tolist() == pick_by_spread(err, 2, pool=3, seed=1).tolist()
+    tips = HAND21.groups["Fin"]
+    fig = comparison_grid(torch.rand(2, 3, 64, 64), gt[[5, 4]], {k: v[[5, 4]] for k, v in preds.items()}, HAND21,
+                          tips, threshold_px=3.2)
+    assert len(fig.axes) == 2 * 3 and fig.axes[0].get_title() == "ground truth"
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["5/5", "0/5", "5/5", "0/5"]  # endpoint hits: a exact, b 5-7 px off
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

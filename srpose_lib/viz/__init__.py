@@ -268,3 +268,38 @@ def prediction_grid(images, pred_keypoints, gt_keypoints, skeleton: Skeleton, ti
             ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def comparison_grid(images, gt_keypoints, predictions: Mapping[str, object], skeleton: Skeleton,
+                    endpoints: Sequence[int], threshold_px: float, size: float = 1.7,
+                    row_labels: Sequence[str] | None = None) -> plt.Figure:
+    """Fig A: target images in rows; the ground truth, then each system's prediction in
+    columns. Endpoint joints (fingertips, head) are ringed: green within ``threshold_px`` of
+    the truth (a PCK hit), red otherwise; each panel counts its endpoint hits."""
+    names = ["ground truth"] + list(predictions)
+    n = len(images)
+    fig, axes = plt.subplots(n, len(names), figsize=(size * len(names), size * n), squeeze=False)
+    gt = torch.as_tensor(gt_keypoints).detach().cpu()
+    ends = list(endpoints)
+    for r in range(n):
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            ax.imshow(_image(images[r]), interpolation="nearest")
+            kp = gt[r] if c == 0 else torch.as_tensor(predictions[name][r]).detach().cpu()
+            draw_pose(ax, kp, skeleton, linewidth=0.9, markersize=4)
+            if c == 0:
+                ax.scatter(kp[ends, 0], kp[ends, 1], s=60, facecolors="none", edgecolors="white", linewidths=1.0)
+            else:
+                hit = (kp[ends] - gt[r, ends]).norm(dim=-1) <= threshold_px
+                colours = ["#2ecc71" if h else "#e74c3c" for h in hit.tolist()]
+                ax.scatter(kp[ends, 0], kp[ends, 1], s=60, facecolors="none", edgecolors=colours, linewidths=1.2)
+                ax.text(1, 1, f"{int(hit.sum())}/{len(ends)}", color="white", fontsize=6, va="top",
+                        bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0))
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+        if row_labels is not None:
+            axes[r, 0].text(-2, images[r].shape[-2] / 2, row_labels[r], fontsize=6, rotation=90, ha="right",
+                            va="center")
+    fig.tight_layout()
+    return fig
