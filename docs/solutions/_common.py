@@ -23,12 +23,13 @@ MODE = os.environ.get("SRPOSE_SOLUTIONS_MODE", "smoke")
 TASK = "hand"
 
 
-def setup(cache_dir: str | os.PathLike | None = None, log=lambda s: None) -> tuple[BenchmarkData, Stages]:
+def setup(cache_dir: str | os.PathLike | None = None, log=lambda s: None,
+          require_diagnostics: bool = True) -> tuple[BenchmarkData, Stages]:
     """The benchmark data and the trained stages of ``cache_dir`` (default: the project cache)."""
     torch.manual_seed(0)
     cache = Path(cache_dir) if cache_dir is not None else utils.default_cache_dir()
     data = BenchmarkData(cache, show_progress=False)
-    return data, Stages(cache, data, "cpu", log=log, show_progress=False)
+    return data, Stages(cache, data, "cpu", log=log, show_progress=False, require_diagnostics=require_diagnostics)
 
 
 def cfg(stage: str, task: str = TASK, **overrides):
