@@ -28,7 +28,7 @@ def _exercise_count(notebook: Path) -> int:
     for cell in book.cells:
         if cell.cell_type == "markdown" and "**Exercises.**" in cell.source:
             text = cell.source.split("**Exercises.**", 1)[1]
-            return len(set(re.findall(r"\((\d)\)", text)))
+            return len(set(re.findall(r"(?:^|\s)\((\d)\)\s", text)))
     return 0
 
 
