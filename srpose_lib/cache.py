@@ -283,6 +283,25 @@ def _check_member_path(path: str, archive: Path) -> tuple[str, str]:
     return parts[1], "/".join(parts[2:])
 
 
+def _check_checkpoint(final: Path, run: dict, archive: Path) -> None:
+    """The unpacked checkpoint says what the manifest says: format, stage, and a key of that stage."""
+    from .train.cache import FORMAT_VERSION
+
+    try:
+        ckpt = _read_header(final)
+    except Exception as err:  # noqa: BLE001
+        raise CacheError(f"{archive}: {run['key']}/final.pt cannot be read ({type(err).__name__})",
+                         "nothing was imported; export the archive again") from None
+    problems = []
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        problems.append(f"checkpoint format {ckpt.get('format_version')} != {FORMAT_VERSION}")
+    if ckpt.get("stage") != run.get("stage") or not run["key"].startswith(f"{ckpt.get('stage')}-"):
+        problems.append(f"stage {ckpt.get('stage')!r} does not match run {run['key']}")
+    if problems:
+        raise CacheError(f"{archive}: {run['key']}/final.pt: " + "; ".join(problems),
+                         "nothing was imported; export the archive again with this srpose version")
+
+
 def read_manifest(archive: str | os.PathLike) -> dict:
     path = Path(archive)
     if not path.is_file():
@@ -344,12 +363,15 @@ def import_cache(archive: str | os.PathLike, cache_dir: str | os.PathLike | None
         if missing:
             raise CacheError(f"{path}: {len(missing)} member(s) listed in the manifest are missing: "
                              f"{', '.join(missing[:3])}", "nothing was imported; export the archive again")
+        for run in manifest["runs"]:  # everything checked before the first run moves in
+            _check_member_path(f"runs/{run['key']}/final.pt", path)
+            if not (staging / run["key"] / "final.pt").exists():
+                raise CacheError(f"{path}: run {run['key']} has no final.pt", "export the archive again")
+            _check_checkpoint(staging / run["key"] / "final.pt", run, path)
         imported, kept = [], []
         for run in manifest["runs"]:
             key = run["key"]
             src, dst = staging / key, cache / "runs" / key
-            if not (src / "final.pt").exists():
-                raise CacheError(f"{path}: run {key} has no final.pt", "export the archive again")
             if (dst / "final.pt").exists():
                 kept.append(key)
                 continue

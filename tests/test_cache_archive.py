@@ -192,3 +192,28 @@ def test_notebook_01_trains_nothing_after_an_import(tmp_path, monkeypatch):
     loaded = re.findall(r"loaded cached (\w+) \(", log)
     assert sorted(loaded) == ["oracle", "source_only"], log
     assert not epoch.findall(log), f"notebook 01 trained after the import:\n{log}"
+
+
+def test_refuses_a_checkpoint_that_contradicts_its_manifest(cache_a, tmp_path):
+    """A member whose bytes match the manifest but whose checkpoint is of another format (an archive
+    re-packed by hand): refused, and no run of the archive is imported."""
+    import hashlib
+
+    cache, smoke, _ = cache_a
+    good = tmp_path / "good.tar"
+    cachetool.export_cache("smoke", good, cache, log=lambda s: None)
+    ckpt = torch.load(cache / "runs" / smoke[1] / "final.pt", weights_only=False)
+    ckpt["format_version"] = FORMAT_VERSION + 1
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    forged = buffer.getvalue()
+    name = f"runs/{smoke[1]}/final.pt"
+
+    def fix_manifest(m):
+        for member in m["members"]:
+            if member["path"] == name:
+                member.update(size=len(forged), sha256=hashlib.sha256(forged).hexdigest())
+
+    bad = _rewrite(good, tmp_path / "bad.tar", manifest_fn=fix_manifest,
+                   member_fn=lambda n, data: forged if n == name else data)
+    _refused(bad, tmp_path / "B", f"checkpoint format {FORMAT_VERSION + 1}")
