@@ -65,7 +65,7 @@ def test_solution_runs_and_asserts_its_answers(path, solutions_cache, monkeypatc
     monkeypatch.setenv("SRPOSE_SOLUTIONS_MODE", "smoke")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     module = _module(path)
-    assert module.MODE == "smoke"
+    assert importlib.import_module("_common").MODE == "smoke"
     answers = module.main(solutions_cache)
     count = sum(1 for name in dir(module) if re.fullmatch(r"exercise_\d", name))
     assert sorted(answers) == [str(i) for i in range(1, count + 1)], f"{path.name} must answer every exercise"
