@@ -236,7 +236,7 @@ def external_references(page: str) -> list[str]:
                 found.append(attr.group(1))
     for url in re.finditer(r"@import\s+(?:url\()?[\"']?((?:https?:)?//[^\"')\s]+)", page, flags=re.I):
         found.append(url.group(1))
-    for url in re.finditer(r"\bimport\b[^;'\"]*?\(?\s*[\"']((?:https?:)?//[^\"']+)[\"']", page):
+    for url in re.finditer(r"(?<!@)\bimport\b[^;'\"]*?\(?\s*[\"']((?:https?:)?//[^\"']+)[\"']", page):
         found.append(url.group(1))  # JavaScript modules (import ... from "https://...")
     return found
 
