@@ -104,7 +104,7 @@ def _load_results(run: Path, mode: str | None) -> dict:
         raise SrposeError(
             f"no {what} run in {run} (results.json is missing)",
             f"run the series first: make run MODE={mode or 'quick'} (or python -m srpose_lib.runner --mode "
-            f"{mode or 'quick'}), then make docs MODE={mode or 'quick'}; for a minute-long try: make run "
+            f"{mode or 'quick'}), then make docs MODE={mode or 'quick'}; for a try in a few minutes: make run "
             "MODE=smoke && make docs MODE=smoke")
     try:
         return json.loads(path.read_text())
