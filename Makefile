@@ -38,6 +38,11 @@ test: $(STAMP)
 	  if [ $$rc -eq 5 ]; then echo "srpose: pytest collected no tests: failing"; exit 1; fi; \
 	  exit $$rc
 
+# the last run of MODE (default quick) as a static HTML site: artifacts/docs/site/index.html
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m srpose_lib.docs --mode $(MODE)
+
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
