@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from srpose_lib.adapt import lifting as lf
-from srpose_lib.adapt.pseudo import (PseudoConfig, PseudoLabels, heat_at, make_pseudo_labels,
+from srpose_lib.adapt.pseudo import (STRATEGIES, PseudoConfig, PseudoLabels, heat_at, make_pseudo_labels,
                                      overlap_counts, strategy_terms)
 from srpose_lib.data.heatmaps import gaussian_targets
 from srpose_lib.errors import ConfigError
@@ -210,3 +210,64 @@ def test_pseudo_labels_from_teacher_heatmaps():
     assert labels.m2d.sum() == 4 * 21 - int(0.5 * 4 * 21)  # strictly above the median
     expected = torch.floor(xy / 2 + 0.5)
     torch.testing.assert_close(labels.coords2d, expected)
+
+
+class Oracle(torch.nn.Module):
+    """A lifting stand-in that knows the 3D poses of the batch (ignores its input)."""
+
+    def __init__(self, poses3d, root):
+        super().__init__()
+        self.poses = lf.normalise(poses3d, root)[0]
+
+    def forward(self, xy):
+        return self.poses
+
+
+def _hand_batch():
+    """Four valid hands and four with the index finger bent backwards, as teacher heatmaps
+    (orthographic, 64 cells) on which the bent fingers' joints are the *most* confident."""
+    flex = [20.0, 40.0, 60.0, 80.0, -60.0, -50.0, -40.0, -30.0]
+    poses = torch.cat([model_pose("hand", index_flex2=f, index_flex3=0.0) for f in flex])
+    xy = poses[..., :2]
+    xy = 8 + 48 * (xy - xy.amin((0, 1))) / (xy.amax((0, 1)) - xy.amin((0, 1))).max()
+    heat, _ = gaussian_targets(xy * 2, torch.ones(8, 21), 128, 64, 1.0)
+    peak = 0.6 + 0.3 * torch.rand(8, 21, generator=torch.Generator().manual_seed(0))
+    peak[4:, [7, 8]] = 1.0
+    return poses, heat * peak[..., None, None]
+
+
+@pytest.mark.parametrize("evidence, keeps_bent", [("kinematic", False), ("heatmap", True)])
+def test_m3d_ranks_by_3d_evidence_not_by_the_heatmap(evidence, keeps_bent):
+    poses, heat = _hand_batch()
+    ratios = lf.reference_bone_ratios(poses[:4], HAND21)
+    labels = make_pseudo_labels(heat, "mse", 1.0, 0.5, HAND21, (Oracle(poses, 0), ratios),
+                                PseudoConfig(m3d_evidence=evidence))
+    assert labels.m2d[4:, [7, 8]].all()  # M_2D trusts the confident, implausible joints
+    assert bool(labels.m3d[4:, [7, 8]].any()) == keeps_bent
+    assert labels.deviation3d[4:, 7].min() > 0.3 > labels.deviation3d[:4, 7].max()
+    assert labels.conf3d.shape == (8, 21) and ((labels.conf3d > 0) & (labels.conf3d <= 1)).all()
+
+
+def test_other_m3d_evidences_and_their_errors():
+    poses, heat = _hand_batch()
+    ratios = lf.reference_bone_ratios(poses[:4], HAND21)
+    net = lf.LiftingNet(21, lf.LiftingConfig(hidden=32, dropout=0.3))
+    for ev in ("reprojection", "dropout"):
+        labels = make_pseudo_labels(heat, "mse", 1.0, 0.5, HAND21, (net, ratios), PseudoConfig(m3d_evidence=ev))
+        assert ((labels.conf3d > 0) & (labels.conf3d <= 1)).all() and labels.m3d.any()
+    same = make_pseudo_labels(heat, "mse", 1.0, 0.5, HAND21, (net, ratios), PseudoConfig(m3d_evidence="views"),
+                              view_heatmaps=[heat, heat])
+    torch.testing.assert_close(same.conf3d, torch.ones(8, 21))  # identical views agree fully
+    with pytest.raises(ConfigError, match="teacher_views"):
+        make_pseudo_labels(heat, "mse", 1.0, 0.5, HAND21, (net, ratios), PseudoConfig(m3d_evidence="views"))
+    with pytest.raises(ConfigError, match="evidence"):
+        PseudoConfig(m3d_evidence="kinematics")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_carries_the_same_total_consistency_weight(strategy):
+    labels = masks([[True, True, False]], [[False, True, True]])
+    for combined in (False, True):
+        terms = strategy_terms(labels, strategy, combined)
+        assert sum(PseudoConfig(strategy=strategy).term_weight(terms) for _ in terms) == pytest.approx(1.0)
+        assert PseudoConfig(strategy=strategy, equal_weight=False).term_weight(terms) == 1.0
