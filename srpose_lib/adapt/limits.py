@@ -171,7 +171,7 @@ def flexion_side(out: torch.Tensor, skeleton_name: str, joint: int, child_name: 
         base = 1 + 4 * ("thumb", "index", "middle", "ring", "little").index(finger)
         first = _norm(out[:, base + 1] - out[:, base])
         palm = hand_frame(out)
-        w = palm @ _reference(skeleton_name)["axis_helper"][finger]
+        w = palm @ _reference(skeleton_name)["axis_helper"][finger].to(out)
         axis = _norm(torch.linalg.cross(first, w))
         return _perp(torch.linalg.cross(u, axis), u)
     frames = body_frames(out)
