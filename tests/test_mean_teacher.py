@@ -116,3 +116,24 @@ def test_consistency_loss_respects_the_mask():
     full = torch.ones(2, 3, dtype=torch.bool)
     assert mt.consistency_loss(s, p, full, "mse").item() == pytest.approx(((s - p) ** 2).mean().item(), rel=1e-5)
     assert math.isfinite(mt.consistency_loss(s, p, full, "kl").item())
+
+
+def test_kl_logits_warped_to_the_base_frame_pad_with_minus_infinity():
+    """A KL net's logits are log-probabilities up to a constant: negative everywhere but near
+    the keypoint. Padding the region the view did not see with logit 0 would give it the
+    largest probability; the teacher's keypoint and confidence must survive the warp."""
+    B, K, S, h = 4, 3, 64, 32
+    stride = S / h
+    cells = torch.tensor([16.0, 16.0]).expand(B, K, 2)
+    target, _ = gaussian_targets(cells * stride, torch.ones(B, K), S, h, 1.0)
+    logits = 8.0 * target - 10.0  # background logit -10, peak -2
+    shift = torch.tensor([[1.0, 0.0, 10.0], [0.0, 1.0, 0.0]]).expand(B, 2, 3)  # base -> teacher
+    views = mt.TargetViews(None, [None], None, [shift], None)
+    base = mt.teacher_in_base_frame([logits], views, stride, "kl")
+    peak, _ = argmax_2d(base)
+    torch.testing.assert_close(peak, cells - torch.tensor([5.0, 0.0]))  # 10 px = 5 cells left
+    conf_before = mt.confidence(logits, "kl", 1.0)
+    assert (mt.confidence(base, "kl", 1.0) > 0.9 * conf_before).all()
+    # MSE heatmaps still read 0 where the view did not see
+    mse = mt.teacher_in_base_frame([target], views, stride)
+    assert mse[..., -3:].abs().max() == 0 and argmax_2d(mse)[0].equal(peak)

@@ -11,13 +11,14 @@ with its exact design is not available; our choices, each a config field:
   Normalisation: 2D and 3D centred on the root joint and divided by their RMS distance to
   it, so neither image scale nor subject size matters; in-plane rotations augment training.
 * **Kinematic constraints** on the lifted pose: every bone is rebuilt, root outwards, with
-  the source skeleton's mean **bone-length ratios** along its predicted direction, and
-  the bend between a bone and its parent bone is clamped to a **joint limit** (finger
-  joints, elbows, knees).
+  the source skeleton's mean **bone-length ratios** along its predicted direction, turned
+  into the source skeleton's **joint limits with direction** (:mod:`srpose_lib.adapt.limits`):
+  hinges (fingers' PIP/DIP, elbows, knees) bend one way within their range, ball joints
+  (MCPs, shoulders, hips) point their bone where the source skeleton can.
 * **Reprojection**: a weak-perspective camera (scale + translation) fitted by weighted
   least squares to the 2D keypoints projects the constrained pose back to 2D: the 3D
-  pseudo-label. M_3D keeps the joints where it lands within ``agree`` cells of the 2D
-  pseudo-label (see :mod:`srpose_lib.adapt.pseudo`).
+  pseudo-label. How far the constraints had to move each joint (:func:`kinematic_deviation`)
+  is M_3D's evidence (see :mod:`srpose_lib.adapt.pseudo`).
 """
 
 from __future__ import annotations
@@ -29,15 +30,12 @@ import torch
 import torch.nn as nn
 
 from ..skeletons import Skeleton
+from .limits import Hinge, clamp_ball, clamp_hinge, default_limits, flexion_side
 
-# Maximum bend (degrees) between a bone and its parent bone, by child joint name. Joints
-# not listed are free. Hands: MCP, PIP and DIP flexion; bodies: elbows and knees.
-JOINT_LIMITS = {
-    "hand21": {**{f"{f}_{s}": a for f in ("index", "middle", "ring", "little")
-                  for s, a in (("pip", 100.0), ("dip", 115.0), ("tip", 95.0))},
-               "thumb_dip": 80.0, "thumb_tip": 95.0},
-    "body16": {"r_wrist": 150.0, "l_wrist": 150.0, "r_ankle": 150.0, "l_ankle": 150.0},
-}
+# Joint limits by child joint name (:mod:`srpose_lib.adapt.limits`): signed hinges (fingers'
+# PIP/DIP, elbows, knees) and reachable directions of ball joints (MCPs, shoulders, hips,
+# spine, neck), from the source kinematic model's joint-angle ranges.
+JOINT_LIMITS = {name: default_limits(name) for name in ("hand21", "body16")}
 ROOT = {"hand21": 0, "body16": 6}
 
 
@@ -102,39 +100,63 @@ def reference_bone_ratios(poses3d: torch.Tensor, skeleton: Skeleton) -> torch.Te
 
 
 def constrain(pose3d: torch.Tensor, skeleton: Skeleton, bone_ratios: torch.Tensor,
-              limits: dict[str, float] | None = None) -> torch.Tensor:
+              limits: dict | None = None) -> torch.Tensor:
     """Kinematic constraints on (B, K, 3) poses: rebuild every bone from the root outwards
     with the reference length ratio (times the pose's own total bone length) along its
-    predicted direction, clamping the bend against the parent bone to ``limits``."""
+    predicted direction, turned into its joint limit (``limits``: by child joint name, a
+    :class:`~srpose_lib.adapt.limits.Hinge` or ``"ball"``; default :data:`JOINT_LIMITS`,
+    ``{}`` for bone lengths only)."""
     limits = JOINT_LIMITS.get(skeleton.name, {}) if limits is None else limits
     bones = skeleton.bones
     p_idx, c_idx = zip(*bones)
     total = (pose3d[:, list(c_idx)] - pose3d[:, list(p_idx)]).norm(dim=-1).sum(-1, keepdim=True)  # (B, 1)
     out = pose3d.clone()
-    new_dir = {}
-    for b, (p, c) in enumerate(_topological(bones, skeleton)):
+    for p, c in _topological(bones, skeleton):
         d = pose3d[:, c] - pose3d[:, p]
         d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        gp = skeleton.parents[p]
         name = skeleton.joint_names[c]
-        if gp >= 0 and name in limits and p in new_dir:
-            d = _clamp_bend(new_dir[p], d, math.radians(limits[name]))
-        new_dir[c] = d
+        limit = limits.get(name)
+        if isinstance(limit, Hinge) and skeleton.parents[p] >= 0:
+            u = out[:, p] - out[:, skeleton.parents[p]]
+            u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+            d = clamp_hinge(u, d, flexion_side(out, skeleton.name, p, name, skeleton.parents), limit)
+        elif limit == "ball":
+            d = clamp_ball(out, skeleton.name, name, d)
+        elif isinstance(limit, (int, float)) and skeleton.parents[p] >= 0:  # a plain maximum bend
+            u = out[:, p] - out[:, skeleton.parents[p]]
+            d = _clamp_bend(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-8), d, math.radians(limit))
         length = bone_ratios[bones.index((p, c))] * total[:, 0]
         out[:, c] = out[:, p] + d * length[:, None]
     return out
 
 
+def kinematic_deviation(pose3d: torch.Tensor, constrained: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """How far the constraints moved each joint relative to its parent (B, K): the length of
+    the change of the bone vector ending at the joint, in units of the constrained bone's
+    length (0 = the lifted bone was already valid). The root takes its child bones' mean."""
+    p_idx, c_idx = map(list, zip(*skeleton.bones))
+    before = pose3d[:, c_idx] - pose3d[:, p_idx]
+    after = constrained[:, c_idx] - constrained[:, p_idx]
+    dev = (before - after).norm(dim=-1) / after.norm(dim=-1).clamp_min(1e-8)
+    out = pose3d.new_zeros(pose3d.shape[:2])
+    out[:, c_idx] = dev
+    for j, p in enumerate(skeleton.parents):
+        if p < 0:
+            kids = [i for i, c in enumerate(c_idx) if p_idx[i] == j]
+            out[:, j] = dev[:, kids].mean(-1)
+    return out
+
+
 def _topological(bones, skeleton: Skeleton):
-    order, done = [], {i for i, p in enumerate(skeleton.parents) if p < 0}
-    remaining = list(bones)
-    while remaining:
-        for bone in list(remaining):
-            if bone[0] in done:
-                order.append(bone)
-                done.add(bone[1])
-                remaining.remove(bone)
-    return order
+    """Bones ordered by depth from the root (then by joint), so frames built from a
+    parent's siblings (the palm, the hips, the shoulders) are complete before they are used."""
+    depth = {}
+    for j in range(skeleton.num_joints):
+        d, k = 0, j
+        while skeleton.parents[k] >= 0:
+            k, d = skeleton.parents[k], d + 1
+        depth[j] = d
+    return sorted(bones, key=lambda b: (depth[b[1]], b[1]))
 
 
 def _clamp_bend(parent_dir: torch.Tensor, child_dir: torch.Tensor, max_angle: float) -> torch.Tensor:
@@ -166,19 +188,37 @@ def fit_weak_perspective(pose3d: torch.Tensor, xy: torch.Tensor, weights: torch.
     return s[:, None, None] * Xc + my
 
 
+def lift(net: LiftingNet, xy: torch.Tensor, skeleton: Skeleton, dropout: bool = False) -> torch.Tensor:
+    """Lift 2D keypoints (B, K, 2) to a normalised 3D pose (B, K, 3), without gradients.
+    ``dropout=True`` keeps the dropout layers sampling (BatchNorm stays in eval mode), for
+    Monte-Carlo estimates of the network's uncertainty (Gal & Ghahramani, ICML 2016)."""
+    norm, _, _ = normalise(xy, ROOT[skeleton.name])
+    was_training = net.training
+    net.eval()
+    if dropout:
+        for m in net.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+    with torch.no_grad():
+        pose = net(norm.float())
+    net.train(was_training)
+    return pose
+
+
 def lift_and_constrain(net: LiftingNet, xy: torch.Tensor, weights: torch.Tensor, skeleton: Skeleton,
                        bone_ratios: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The 3D pseudo-label pipeline: 2D keypoints (B, K, 2) -> lifted, constrained 3D pose
     (normalised) and its reprojection into the same 2D frame (B, K, 2)."""
-    root = ROOT[skeleton.name]
-    norm, _, _ = normalise(xy, root)
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        pose = net(norm.float())
-    net.train(was_training)
-    pose = constrain(pose, skeleton, bone_ratios)
+    pose = constrain(lift(net, xy, skeleton), skeleton, bone_ratios)
     return pose, fit_weak_perspective(pose, xy, weights)
+
+
+def relative_reprojection_error(net, bone_ratios: torch.Tensor, xy: torch.Tensor, skeleton: Skeleton) -> float:
+    """Given 2D keypoints (B, K, 2), the mean distance of the lifted-constrained-reprojected
+    pose to them, relative to each pose's size (the longer side of its 2D box)."""
+    _, reproj = lift_and_constrain(net, xy, torch.ones(xy.shape[:2]), skeleton, bone_ratios)
+    size = (xy.max(1).values - xy.min(1).values).max(-1).values.clamp_min(1e-8)
+    return float(((reproj - xy).norm(dim=-1).mean(-1) / size).mean())
 
 
 # ----------------------------------------------------------------------------- training

@@ -221,10 +221,24 @@ def make_views(images: torch.Tensor, cfg: MeanTeacherConfig, generator: torch.Ge
     return TargetViews(student, teachers, to_student, to_teachers, base)
 
 
-def teacher_in_base_frame(teacher_heatmaps: list[torch.Tensor], views: TargetViews, stride: float) -> torch.Tensor:
-    """Teacher heatmaps of every view warped back to the base frame and averaged."""
-    back = [warp_heatmaps(h.float(), invert_affine(m), stride)
-            for h, m in zip(teacher_heatmaps, views.base_to_teacher)]
+def teacher_in_base_frame(teacher_heatmaps: list[torch.Tensor], views: TargetViews, stride: float,
+                          loss: str = "mse") -> torch.Tensor:
+    """Teacher heatmaps of every view warped back to the base frame and averaged.
+
+    ``mse`` heatmaps are values: what the view did not see reads 0. ``kl`` outputs are
+    spatial-softmax logits, where 0 is not "nothing" — padding them with 0 gives the unseen
+    border a probability that can outweigh the keypoint. They are warped as probabilities
+    (the softmax, zero outside the view, i.e. logit −inf) and returned as log-probabilities
+    (floored at ``log(1e-30)``), averaged over the views like logits."""
+    if loss == "mse":
+        back = [warp_heatmaps(h.float(), invert_affine(m), stride)
+                for h, m in zip(teacher_heatmaps, views.base_to_teacher)]
+        return torch.stack(back).mean(0)
+    back = []
+    for h, m in zip(teacher_heatmaps, views.base_to_teacher):
+        B, K, hh, ww = h.shape
+        prob = F.softmax(h.float().flatten(2), -1).view(B, K, hh, ww)
+        back.append(warp_heatmaps(prob, invert_affine(m), stride).clamp_min(1e-30).log())
     return torch.stack(back).mean(0)
 
 

@@ -18,6 +18,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -418,6 +419,19 @@ def split_key(cfg: BenchmarkConfig, domain: str, split: str) -> str:
             "split": split, "size": cfg.image_size, "n": cfg.split_size(split),
             "T": cfg.frames_per_sequence, "seed": cfg.seed, "crop": cfg.crop_scale}
     return f"{cfg.task}-{domain}-{split}-{cfg.image_size}px-{stable_hash(meta)}"
+
+
+def sample_keypoints(cfg: BenchmarkConfig, domain: str, split: str) -> SimpleNamespace:
+    """A split's annotations without its images (fast: no rendering): ``keypoints`` (N, K, 2)
+    crop pixels, ``keypoints3d`` (N, K, 3) camera coordinates and ``skeleton``, the same
+    values :func:`render_split` gives for the same configuration."""
+    table = sample_scene_table(cfg, domain, split)
+    model = kinematic_model(cfg.task)
+    g = frame_geometry(model, table, torch.arange(table["num_images"]), cfg.domain(domain).focal,
+                       cfg.crop_scale, cfg.image_size)
+    J = model.skeleton.num_joints
+    return SimpleNamespace(keypoints=g["keypoints"].float(), keypoints3d=g["cam"][:, :J].float(),
+                           skeleton=model.skeleton)
 
 
 def render_split(cfg: BenchmarkConfig, domain: str, split: str, compile: bool = False,
