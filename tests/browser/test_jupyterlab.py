@@ -213,10 +213,10 @@ _OUTPUT_IMAGES = """() => {
   return out;
 }"""
 
+#: Error outputs: JupyterLab renders a cell's exception as stderr text with IPython's traceback.
 _ERROR_OUTPUTS = """() => [...document.querySelectorAll(
-  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"],' +
-  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .ansi-red-intense-fg')]
-  .map(e => e.textContent.slice(0, 300))"""
+  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+  .map(e => e.textContent).filter(t => /Traceback|Error\\b/.test(t)).map(t => t.slice(0, 400))"""
 
 
 def _wait_for_kernel(page, lab: Lab, name: str) -> None:
@@ -241,20 +241,21 @@ def _menu(page, menu: str, item: str) -> None:
     page.locator(".lm-Menu-content .lm-Menu-itemLabel").filter(has_text=re.compile(item)).first.click()
 
 
-def _run_all_cells(page, name: str, lab: Lab) -> None:
-    """Run > Run All Cells, then wait until every code cell shows an execution count and the
-    kernel is idle."""
+def _run_all_cells(page, name: str, lab: Lab) -> list[str]:
+    """Run > Run All Cells, then wait until no cell is queued and the kernel is idle; returns
+    the code cells' prompts (``[3]:``; ``[ ]:`` for a cell that never ran)."""
     _menu(page, "Run", r"^Run All Cells$")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell "
         ".jp-InputArea-prompt')].some(p => p.textContent.includes('*'))", timeout=60_000)
     deadline = time.monotonic() + RUN_ALL_S
-    state = {}
+    state, settled = {}, 0
     while time.monotonic() < deadline:
         state = page.evaluate(_CELLS_STATE)
-        done = all(any(ch.isdigit() for ch in p) and "*" not in p for p in state["prompts"])
-        if done and state["kernel"] == "idle":
-            return
+        busy = any("*" in p for p in state["prompts"]) or state["kernel"] != "idle"
+        settled = 0 if busy else settled + 1
+        if settled >= 3:  # idle with nothing queued for 3 s: done (or stopped at an error)
+            return state["prompts"]
         page.wait_for_timeout(1000)
     pytest.fail(f"{name}: Run All Cells did not finish within {RUN_ALL_S} s (prompts "
                 f"{state.get('prompts')}, kernel {state.get('kernel')}):\n{lab.log_tail()}")
@@ -327,11 +328,13 @@ def test_notebook_runs_in_jupyterlab(lab, browser, name):
     try:
         page.goto(f"{lab.url}/lab/tree/{name}.ipynb?token={lab.token}", timeout=120_000)
         _wait_for_kernel(page, lab, name)
-        _run_all_cells(page, name, lab)
+        prompts = _run_all_cells(page, name, lab)
         ran_s = time.monotonic() - start
 
         dom_errors = page.evaluate(_ERROR_OUTPUTS)
         assert not dom_errors, f"{name}: error output in the page: {dom_errors}"
+        not_run = [i for i, p in enumerate(prompts) if not any(ch.isdigit() for ch in p)]
+        assert not not_run, f"{name}: code cells {not_run} never ran (prompts {prompts})"
         _save(page)
         counts, file_errors = _image_outputs(lab.root / f"{name}.ipynb")
         assert not file_errors, f"{name}: error outputs in the saved notebook: {file_errors}"
