@@ -343,8 +343,8 @@ def progress(iterable: Iterable | None = None, **kw: Any):
       loops), so batch logs and executed notebooks carry no floods of bar updates.
     - otherwise ``tqdm.auto``: a widget in JupyterLab, ``mininterval >= 1``.
     """
-    if _env_true("TQDM_DISABLE"):
-        kw["disable"] = True
+    # read TQDM_DISABLE now: tqdm itself bakes the value it saw at import time into its defaults
+    kw["disable"] = True if _env_true("TQDM_DISABLE") else kw.get("disable", False)
     if os.environ.get("SRPOSE_PROGRESS", "").strip().lower() == "text":
         kw.setdefault("file", _LineStream(kw.pop("file", None) or sys.stderr))
         kw.setdefault("ascii", True)
