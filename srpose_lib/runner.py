@@ -52,7 +52,7 @@ RESERVED = {"RUN_MODE": "--mode", "OUTPUT_DIR": "--out"}
 #: Seconds the bench figure is measured for, per mode (a cached longer measurement is reused).
 BENCH_SECONDS = {"smoke": 2.0, "quick": 8.0, "full": 8.0}
 #: Where ``make docs`` writes the site (shown at the end of a run when it exists).
-DOCS_SITE = Path("artifacts") / "site" / "index.html"
+DOCS_SITE = Path("artifacts") / "docs" / "site" / "index.html"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 

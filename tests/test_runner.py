@@ -209,6 +209,20 @@ def test_key_numbers_and_lines():
     assert "Test CPU" in runner.machine_line(FAKE_BENCH) and "100.0 images/s" in runner.machine_line(FAKE_BENCH)
 
 
+def test_closing_lines_point_at_the_outputs(tmp_path, monkeypatch):
+    results = {"mode": "quick", "duration_s": 4000.0, "notebooks": {
+        "00_a": {"status": "ok", "duration_s": 30.0}, "01_b": {"status": "failed", "duration_s": 3970.0}}}
+    monkeypatch.setattr(runner.utils, "repo_root", lambda: tmp_path)
+    text = runner.closing_lines(results, tmp_path / "run")
+    assert "1/2 notebook(s) ok in 1 h 07 min (quick)" in text and "FAILED 01_b" in text
+    assert f"executed notebooks: {tmp_path / 'run' / 'executed'}" in text
+    assert "docs site:          not built (make docs" in text
+    site = tmp_path / runner.DOCS_SITE
+    site.parent.mkdir(parents=True)
+    site.write_text("<html></html>")
+    assert f"docs site:          {site}" in runner.closing_lines(results, tmp_path / "run")
+
+
 def test_expected_times_and_bench_in_results(series, tmp_path, monkeypatch, fake_bench, capsys):
     """The start line scales the recorded time by this machine's bench figure; results.json and
     summary.md keep the wall time, the expected time and the machine; --no-bench skips it."""
