@@ -1,6 +1,7 @@
 # srpose: the two commands of the README.
 #   make run   set up .venv (once) and run the notebook series on the built-in benchmark
 #   make test  set up .venv (once) and run the test suite
+#   make test-browser  the notebooks in JupyterLab, driven in headless Chromium (installs chromium)
 # Both are idempotent: the environment is rebuilt only when a requirements file or
 # pyproject.toml changes.
 
@@ -15,7 +16,11 @@ PYTEST_ARGS ?=
 # The notebook run through nbval in `make test` (per-cell failure reports).
 NBVAL_NOTEBOOKS ?= notebooks/00_data_and_domain_gap.ipynb
 
-.PHONY: run test setup clean-env lab bench bench-rec gpu-check
+# The system Chromium the browser test drives (Debian package chromium; Playwright's own
+# browser download is not used).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test test-browser setup clean-env lab bench bench-rec gpu-check
 
 setup: $(STAMP)
 
@@ -42,6 +47,17 @@ test: $(STAMP)
 .PHONY: docs
 docs: $(STAMP)
 	$(PY) -m srpose_lib.docs --mode $(MODE)
+
+# JupyterLab on a free local port, notebooks 00 and 01 run through its Run menu in headless
+# Chromium (Playwright); screenshots in artifacts/browser/. Installs chromium when missing.
+test-browser: $(STAMP)
+	@test -x $(CHROMIUM) || { echo "== srpose: installing chromium (apt-get, about 155 MB) =="; \
+	  apt-get update -q > /dev/null && apt-get install -y -q chromium > /dev/null; }
+	@test -x $(CHROMIUM) || { echo "srpose: $(CHROMIUM) is still missing: install the chromium package"; exit 1; }
+	@SRPOSE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS); \
+	  rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "srpose: pytest collected no browser tests: failing"; exit 1; fi; \
+	  exit $$rc
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

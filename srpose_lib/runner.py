@@ -12,6 +12,14 @@ notebook is reported and the run goes on. The run writes ``<out>/executed/<name>
 ``<out>/metrics/<name>.json`` (from the notebooks), ``<out>/results.json`` and
 ``<out>/summary.md``.
 
+The console shows, per notebook, one start line with its expected time on this machine
+(the recorded time in ``results/notebook_times.json`` scaled by this machine's bench figure,
+:mod:`srpose_lib.machine`), the notebook's printed lines (training progress, key numbers;
+not the text stand-ins of its figures and tables), one result line; at the end, where the
+executed notebooks, the summary and the docs site are. The bench figure is measured once
+per machine (``--no-bench`` skips it) and recorded in ``results.json`` and ``summary.md``
+beside every notebook's wall time.
+
 Exit status: 0 all notebooks ok, 1 some notebook failed, 2 usage or parameter error.
 """
 
@@ -19,17 +27,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from . import nb, utils
+from . import machine, nb, utils
 from .errors import ParameterError, SrposeError, did_you_mean
 
 #: Per-cell limit by run mode when ``--cell-timeout`` is not given: smoke cells take seconds,
@@ -40,6 +49,10 @@ START_TIMEOUT_S = 120
 KERNEL_NAME = "python3"
 #: Parameters the runner sets itself, and the option to use instead of ``-p``.
 RESERVED = {"RUN_MODE": "--mode", "OUTPUT_DIR": "--out"}
+#: Seconds the bench figure is measured for, per mode (a cached longer measurement is reused).
+BENCH_SECONDS = {"smoke": 2.0, "quick": 8.0, "full": 8.0}
+#: Where ``make docs`` writes the site (shown at the end of a run when it exists).
+DOCS_SITE = Path("artifacts") / "docs" / "site" / "index.html"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -68,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-cell time limit in seconds (default: 900 in smoke mode, none in quick and "
                              "full, where training cells run for as long as training takes)")
     parser.add_argument("--quiet", action="store_true",
-                        help="do not echo the notebooks' cell output")
+                        help="do not echo the notebooks' printed lines")
+    parser.add_argument("--no-bench", action="store_true",
+                        help="do not measure this machine's bench figure (expected times are then "
+                             "the recorded ones, unscaled)")
     parser.add_argument("--notebooks-dir", help=argparse.SUPPRESS)
     return parser
 
@@ -197,33 +213,52 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-class _CellOutputHandler(logging.Handler):
-    """Echo papermill's log (the notebooks' cell output) to the current stdout."""
+class _EchoStream:
+    """The notebook's printed lines (stream output) echoed to the console, indented.
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage().rstrip("\n")
-        if not message or message.startswith(("Executing Cell", "Ending Cell")):
-            return
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
+    papermill hands stream text over in pieces; complete lines are written, blank ones
+    dropped. Display outputs (figures, tables) never reach it, so their ``text/plain``
+    stand-ins (``<Figure size ...>``) stay out of the console.
+    """
+
+    def __init__(self, stream=None, indent: str = "  "):
+        self._stream = stream
+        self._indent = indent
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text.replace("\r", "\n")
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        if line.strip():
+            out = self._stream or sys.stdout
+            out.write(self._indent + line.rstrip() + "\n")
+            out.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = ""
 
 
 @contextmanager
-def _papermill_logging(enabled: bool) -> Iterator[None]:
-    logger = logging.getLogger("papermill")
-    handler = _CellOutputHandler(level=logging.INFO)
-    old_level, old_propagate = logger.level, logger.propagate
-    if enabled:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+def _kernel_config() -> Iterator[Any]:
+    """Kernels over IPC sockets in a private temp folder: no unencrypted-TCP warning, and
+    nothing on a network port."""
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="srpose-kernel-")
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = os.path.join(folder, "k")
     try:
-        yield
+        yield config
     finally:
-        if enabled:
-            logger.removeHandler(handler)
-            logger.setLevel(old_level)
-            logger.propagate = old_propagate
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_notebook(path: Path, out: Path, mode: str, params: dict[str, Any],
@@ -238,13 +273,14 @@ def run_notebook(path: Path, out: Path, mode: str, params: dict[str, Any],
     parameters = {"RUN_MODE": mode, "INTERACTIVE": False, "OUTPUT_DIR": str(out), **params}
     env = {"SRPOSE_INTERACTIVE": "1" if parameters["INTERACTIVE"] else "0"}
     error, failed_cell = None, None
+    echo = None if quiet else _EchoStream()
     start = time.perf_counter()
     try:
-        with _environ(env):
+        with _environ(env), _kernel_config() as config:
             papermill.execute_notebook(
                 str(path), str(executed), parameters=parameters, cwd=str(path.parent),
-                kernel_name=KERNEL_NAME, log_output=not quiet,
-                progress_bar=sys.stderr.isatty(), execution_timeout=cell_timeout,
+                kernel_name=KERNEL_NAME, log_output=False, stdout_file=echo, stderr_file=echo,
+                progress_bar=False, execution_timeout=cell_timeout, config=config,
                 start_timeout=START_TIMEOUT_S, request_save_on_cell_execute=True,
             )
     except papermill.PapermillExecutionError as err:
@@ -254,6 +290,9 @@ def run_notebook(path: Path, out: Path, mode: str, params: dict[str, Any],
                        "source": err.source}
     except Exception as err:  # noqa: BLE001 - kernel death, timeout, missing kernel...
         error = f"{type(err).__name__}: {err}".strip()
+    finally:
+        if echo is not None:
+            echo.flush()
     duration = time.perf_counter() - start
     try:
         metrics = nb.load_metrics(name, out)
@@ -294,13 +333,59 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 
+def _duration(value: float | None) -> str:
+    """Human-scale duration: ``8 s``, ``14 min``, ``2 h 05 min``."""
+    if value is None:
+        return "-"
+    if value < 90:
+        return _seconds(value)
+    minutes = round(value / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+_KEY_METRIC = re.compile(r"^pck/([^/]+)/([^/]+)/target_test/all$")
+
+
+def key_numbers(metrics: dict[str, float], most: int = 8) -> str:
+    """The headline numbers of a notebook: PCK@0.05 (all joints) on the target test split."""
+    found = [f"{m.group(1)}/{m.group(2)} {value:.1f}" for name, value in metrics.items()
+             if (m := _KEY_METRIC.match(name))]
+    if not found:
+        return ""
+    more = f" (+{len(found) - most} more)" if len(found) > most else ""
+    return "PCK@0.05 target test, all joints: " + ", ".join(found[:most]) + more
+
+
+def start_line(name: str, mode: str, expected: float | None, bench: dict | None) -> str:
+    """The line printed before a notebook runs, with its expected time on this machine."""
+    if expected is None:
+        when = "no recorded time to expect"
+    elif bench:
+        when = f"expected ~{_duration(expected)} on this machine"
+    else:
+        when = f"expected ~{_duration(expected)} on the reference machine (no bench figure)"
+    return f"== {name} ({mode}): {when} =="
+
+
+def machine_line(bench: dict | None) -> str:
+    """One line naming the machine and its bench figure."""
+    if not bench:
+        return "machine: bench figure not measured (--no-bench)"
+    how = (f"cached from {bench.get('measured', '?')}" if bench.get("cached")
+           else f"measured now over {bench.get('seconds', 0):.0f} s")
+    return (f"machine: {bench.get('hostname')}, {bench.get('cpu')}, {bench.get('torch_threads')} torch "
+            f"thread(s); bench figure {bench.get('images_per_s')} images/s ({how})")
+
+
 def status_line(name: str, info: dict) -> str:
     """One line per finished notebook."""
     tag = "[ok]    " if info["status"] == "ok" else "[FAILED]"
     budget = f" / budget {_seconds(info['budget_s'])}" if info["budget_s"] is not None else ""
     over = " OVER BUDGET" if info["over_budget"] else ""
     tail = info["error"] if info["error"] else f"{len(info['metrics'])} metrics"
-    return f"{tag} {name:<34} {_seconds(info['duration_s']):>8}{budget}{over}  {tail}"
+    expected = info.get("expected_s")
+    exp = f" (expected ~{_duration(expected)})" if expected is not None else ""
+    return f"{tag} {name:<34} {_duration(info['duration_s']):>8}{exp}{budget}{over}  {tail}"
 
 
 def metric_tables(metrics: dict[str, float]) -> list[str]:
@@ -344,13 +429,15 @@ def summary_markdown(results: dict) -> str:
         f"git {results['git_sha'] or 'n/a'}, srpose {v.get('srpose')}, torch {v.get('torch')}, "
         f"device {v.get('device')}; parameters {params}",
         "",
-        "| notebook | status | duration | budget |",
-        "|---|---|---|---|",
+        machine_line(results.get("machine")).replace("machine:", "Machine:", 1) + ".",
+        "",
+        "| notebook | status | wall time | expected | budget |",
+        "|---|---|---|---|---|",
     ]
     for name, info in results["notebooks"].items():
         status = info["status"] + (" (over budget)" if info["over_budget"] else "")
         lines.append(f"| {name} | {status} | {_seconds(info['duration_s'])} | "
-                     f"{_seconds(info['budget_s'])} |")
+                     f"{_seconds(info.get('expected_s'))} | {_seconds(info['budget_s'])} |")
     for name, info in results["notebooks"].items():
         lines += ["", f"## {name}"]
         if info["error"]:
@@ -421,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_notebook = validate_parameters(args.parameter, notebooks)
         out = Path(args.out) if args.out else utils.default_output_dir() / "runs" / args.mode
         out = utils.ensure_writable_dir(out, "output")
+        times = machine.load_times()
     except SrposeError as err:
         return _usage_error(err)
 
@@ -428,10 +516,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for params in per_notebook.values():
         for key, value in params.items():
             flat.setdefault(key, value)
+    print(f"srpose runner: {len(notebooks)} notebook(s), mode {args.mode}, output {out}",
+          flush=True)
+    bench = None if args.no_bench else _bench(args.mode)
+    print(machine_line(bench), flush=True)
+    figure = bench["images_per_s"] if bench else None
     results: dict[str, Any] = {
         "mode": args.mode, "started": _now(), "finished": None, "duration_s": None,
         "git_sha": utils.git_sha(), "versions": utils.versions(), "parameters": flat,
-        "notebooks": {},
+        "machine": bench, "notebooks": {},
     }
     env = {
         "SRPOSE_RUN_MODE": args.mode,  # an env fallback can never contradict --mode
@@ -439,13 +532,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "PATH": os.pathsep.join(
             p for p in (str(Path(sys.executable).parent), os.environ.get("PATH", "")) if p),
     }
-    print(f"srpose runner: {len(notebooks)} notebook(s), mode {args.mode}, output {out}",
-          flush=True)
     start = time.perf_counter()
     interrupted = False
-    with _environ(env), _papermill_logging(not args.quiet):
+    with _environ(env):
         for path in notebooks:
-            print(f"== {path.stem}: running ({args.mode}) ==", flush=True)
+            expected = machine.expected_seconds(path.stem, args.mode, figure, times)
+            print(start_line(path.stem, args.mode, expected, bench), flush=True)
             try:
                 info = run_notebook(path, out, args.mode, per_notebook[path.stem],
                                     args.cell_timeout, args.quiet)
@@ -454,21 +546,51 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "over_budget": False, "error": "interrupted", "failed_cell": None,
                         "executed": str(out / "executed" / f"{path.name}"), "metrics": {}}
                 interrupted = True
+            info["expected_s"] = None if expected is None else round(expected, 1)
             results["notebooks"][path.stem] = info
             print(status_line(path.stem, info), flush=True)
+            if (numbers := key_numbers(info["metrics"])):
+                print(f"         {numbers}", flush=True)
             if info["over_budget"]:
                 print(f"warning: {path.stem} took {_seconds(info['duration_s'])}, over its "
                       f"{args.mode} budget of {_seconds(info['budget_s'])}", flush=True)
             _finish(results, out, start)
             if interrupted:
                 break
-    summary = _finish(results, out, start)
-    print()
-    print(summary, end="")
-    print(f"results: {out / 'results.json'}")
+    _finish(results, out, start)
+    print(closing_lines(results, out), flush=True)
     if interrupted:
         return 130
     return 0 if all(i["status"] == "ok" for i in results["notebooks"].values()) else 1
+
+
+def _bench(mode: str) -> dict | None:
+    """This machine's bench figure; a failure to measure costs the run nothing but the scaling."""
+    try:
+        return machine.bench_figure(BENCH_SECONDS[mode])
+    except Exception as err:  # noqa: BLE001 - the figure only scales the expected times
+        print(f"warning: could not measure the bench figure ({type(err).__name__}: {err}); "
+              "expected times are the recorded ones", flush=True)
+        return None
+
+
+def closing_lines(results: dict, out: Path) -> str:
+    """The end of the console: one line per notebook and where everything was written."""
+    books = results["notebooks"]
+    ok = sum(info["status"] == "ok" for info in books.values())
+    lines = ["", f"srpose runner: {ok}/{len(books)} notebook(s) ok in "
+                 f"{_duration(results['duration_s'])} ({results['mode']})"]
+    for name, info in books.items():
+        lines.append(f"  {'ok    ' if info['status'] == 'ok' else 'FAILED'} {name:<34} "
+                     f"{_duration(info['duration_s']):>8}")
+    site = utils.repo_root() / DOCS_SITE
+    lines += [
+        f"executed notebooks: {out / 'executed'}",
+        f"summary:            {out / 'summary.md'} (all metrics; results.json beside it)",
+        f"docs site:          {site}" if site.is_file() else
+        "docs site:          not built (make docs builds it from the quick run)",
+    ]
+    return "\n".join(lines)
 
 
 def _finish(results: dict, out: Path, start: float) -> str:

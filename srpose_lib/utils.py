@@ -6,6 +6,7 @@ torch is imported lazily inside the functions that need it, so importing this mo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -277,27 +278,79 @@ def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Text-mode progress: the least time between two lines, and nothing for loops shorter than it.
+TEXT_PROGRESS_GAP_S = 30.0
+
+
+@functools.lru_cache(maxsize=None)
+def _text_progress_class():
+    """A plain-tqdm subclass that prints a handful of lines per loop (built lazily: tqdm import)."""
+    from tqdm.std import tqdm as std_tqdm
+
+    class TextProgress(std_tqdm):
+        """Progress for batch logs and executed notebooks: a few plain lines per loop.
+
+        A line at most every ``gap`` seconds and none in a loop's first ``gap`` seconds; with a
+        known total only when a further quarter is done (so at most three lines, plus a final
+        one for a loop that ran ``gap`` seconds or longer and keeps its bar, ``leave=True``);
+        without a total at doubling times (``gap``, ``2 gap``, ``4 gap``, ...).
+        """
+
+        def __init__(self, *args: Any, gap: float | None = None, **kw: Any):
+            self._gap = float(TEXT_PROGRESS_GAP_S if gap is None else gap)
+            self._printed_at: float | None = None
+            self._next_quarter = 1
+            self._closing = False
+            kw["delay"] = 0.0  # tqdm's own delay would also skip the final line; display() decides
+            kw["mininterval"] = min(float(kw.get("mininterval", 1.0)), 1.0, self._gap)
+            super().__init__(*args, **kw)
+
+        def close(self) -> None:
+            self._closing = True
+            super().close()
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+            if msg == "":  # tqdm clearing a leave=False bar: nothing to clear in a log
+                return True
+            if not hasattr(self, "start_t"):  # tqdm's first refresh, from its __init__
+                return True
+            now = self._time()
+            elapsed = now - self.start_t
+            if elapsed < self._gap:
+                return True
+            if not self._closing:
+                if self._printed_at is not None and now - self._printed_at < self._gap:
+                    return True
+                if self.total:
+                    quarter = int(4 * self.n / self.total)
+                    if quarter < self._next_quarter or self.n >= self.total:
+                        return True  # the final line comes from close()
+                    self._next_quarter = quarter + 1
+                elif self._printed_at is not None and elapsed < 2 * (self._printed_at - self.start_t):
+                    return True
+                self._printed_at = now
+            return super().display(msg, pos)
+
+    return TextProgress
+
+
 def progress(iterable: Iterable | None = None, **kw: Any):
     """A throttled tqdm progress bar.
 
     - ``TQDM_DISABLE=1``: disabled.
-    - ``SRPOSE_PROGRESS=text`` (the runner sets it): plain-text tqdm, one line at most every
-      15 s and none for loops shorter than that, so batch logs stay readable.
-    - otherwise ``tqdm.auto`` (a widget in Jupyter) with ``mininterval >= 1``.
+    - ``SRPOSE_PROGRESS=text`` (the runner and nbval set it): plain lines, a handful per loop
+      (see ``TextProgress``: every ``TEXT_PROGRESS_GAP_S`` s at most, nothing for shorter
+      loops), so batch logs and executed notebooks carry no floods of bar updates.
+    - otherwise ``tqdm.auto``: a widget in JupyterLab, ``mininterval >= 1``.
     """
-    if _env_true("TQDM_DISABLE"):
-        kw["disable"] = True
+    # read TQDM_DISABLE now: tqdm itself bakes the value it saw at import time into its defaults
+    kw["disable"] = True if _env_true("TQDM_DISABLE") else kw.get("disable", False)
     if os.environ.get("SRPOSE_PROGRESS", "").strip().lower() == "text":
-        from tqdm import tqdm as bar
-
-        kw["mininterval"] = max(float(kw.get("mininterval", 15)), 15.0)
-        kw.setdefault("delay", 15.0)  # a bar that finishes within 15 s prints nothing
         kw.setdefault("file", _LineStream(kw.pop("file", None) or sys.stderr))
         kw.setdefault("ascii", True)
         kw.setdefault("ncols", 100)
-    else:
-        from tqdm.auto import tqdm as bar
+        return _text_progress_class()(iterable, **kw)
+    from tqdm.auto import tqdm as bar
 
-        kw["mininterval"] = max(float(kw.get("mininterval", 1)), 1.0)
+    kw["mininterval"] = max(float(kw.get("mininterval", 1)), 1.0)
     return bar(iterable, **kw)
-

@@ -281,17 +281,19 @@ def test_ensure_writable_dir(tmp_path):
 
 
 def test_progress_text_mode(monkeypatch, capsys):
+    from srpose_lib import utils
     from srpose_lib.utils import progress
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("SRPOSE_PROGRESS", "text")
     # disable=False: tqdm bakes a TQDM_DISABLE seen at import time into its defaults
     assert list(progress(range(4), desc="short", mininterval=0, disable=False)) == [0, 1, 2, 3]
-    assert "short" not in capsys.readouterr().err  # a loop shorter than the 15 s delay prints nothing
-    assert list(progress(range(4), desc="epochs", mininterval=0, delay=0, disable=False)) == [0, 1, 2, 3]
+    assert "short" not in capsys.readouterr().err  # a loop shorter than the 30 s gap prints nothing
+    monkeypatch.setattr(utils, "TEXT_PROGRESS_GAP_S", 0.0)  # every loop counts as long
+    assert list(progress(range(4), desc="epochs", mininterval=0, disable=False)) == [0, 1, 2, 3]
     err = capsys.readouterr().err
     assert "\r" not in err and "epochs: 100%" in err
-    assert len(err.splitlines()) <= 3  # start, (throttled), end
+    assert len(err.splitlines()) <= 4  # at 25, 50, 75 % (throttled), end
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert list(progress(range(2), desc="quiet")) == [0, 1]
     assert "quiet" not in capsys.readouterr().err
