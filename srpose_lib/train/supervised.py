@@ -35,6 +35,7 @@ from .loop import Box, LoopSpec, endless_batches, lr_of, run_epochs
 from .losses import build_loss
 from .precision import PRECISIONS, autocast, precision_name, resolve_precision
 from .step import checked_step
+from .style import StyleTrainConfig
 
 STAGE_DOMAIN = {"source_only": "source", "oracle": "target", "pretrain": "source"}
 
@@ -87,7 +88,7 @@ class SupervisedConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    style: object = None  # StyleTrainConfig of StyleNet f_sty (stage 'pretrain' only)
+    style: StyleTrainConfig | None = None  # StyleNet f_sty (stage 'pretrain' only)
     style_aug: StyleAugConfig = StyleAugConfig()
 
     def __post_init__(self):
