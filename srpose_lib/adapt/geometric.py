@@ -1,5 +1,7 @@
 """Geometric reconstruction in training: pairs, generator pre-training, diagnostics and the
-reconstruction term of the adaptation (supplementary §A; design in ``reference/reconstruction.md``).
+reconstruction term of the adaptation (supplementary §A; where it is silent we follow FOMM,
+https://github.com/AliaksandrSiarohin/first-order-model, and MRAA,
+https://github.com/snap-research/articulated-animation).
 
 Stages (the supplementary: "the generator is pre-trained with predicted keypoints before
 applying the geometric reconstruction module"):
@@ -7,7 +9,7 @@ applying the geometric reconstruction module"):
 * **R1, generator pre-training** (stage ``generator``): a frozen pose net predicts keypoints
   on both images of every pair, and W + G learn to reconstruct the driving image from the
   base image and those keypoints (L_rec, Adam). *Our choice* of that pose net
-  (``predictor``): the teacher of the adapted Baseline (the reference design's stage order:
+  (``predictor``): the teacher of the adapted Baseline (our reading of supplementary §A's order:
   supervised pre-training, pseudo-labelling, then R1), not the source-trained model. On the
   benchmark's target images the source-trained model's keypoints are off by about 9 px at
   64 px, and a warp driven by them reconstructs worse than no warp at all; W + G trained

@@ -38,12 +38,13 @@ class PseudoBatch:
     """A target batch after step 1: everything the losses and the statistics need."""
 
     views: mt.TargetViews
+    teacher_heatmaps: list[torch.Tensor]  # the teacher's heatmaps in each of its views, fp32
     base_heatmaps: torch.Tensor  # (B, K, h, h) the teacher's heatmaps in the base frame, fp32
     labels: PseudoLabels  # coordinates (heatmap cells, base frame), confidences, masks
     terms: list[tuple[str, torch.Tensor, torch.Tensor]]  # (name, coordinates, mask) of the consistency loss
     centres: torch.Tensor  # (B, K, 2) the labels in the student's view, pixels
     student_input: torch.Tensor  # the student's view, occluded
-    occluded: torch.Tensor  # (B, K) which keypoints were hidden
+    occluded: torch.Tensor  # (B,) which images had a keypoint hidden
     source: torch.Tensor | None  # the source images, restyled towards the target (s2t) or as given
 
 
@@ -79,7 +80,7 @@ def pseudo_label_batch(cfg: AdaptConfig, teacher: torch.nn.Module, images: torch
         candidates = labels.conf2d >= mtc.occlude_thresh
         occ_size = max(1, round(mtc.occlude_size * S / 256))
         student_input, occluded = mt.occlude(views.student, centres, candidates, mtc.occlude_rate, occ_size, generator)
-    return PseudoBatch(views, base_hm, labels, terms, centres, student_input, occluded, source)
+    return PseudoBatch(views, heatmaps, base_hm, labels, terms, centres, student_input, occluded, source)
 
 
 @dataclass

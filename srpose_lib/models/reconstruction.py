@@ -24,7 +24,7 @@ Our choices where the paper is silent (each a field of :class:`ReconConfig`):
   analytic nearest-bone mask and W learns corrections (depth order where limbs overlap,
   boundaries) but cannot erase a limb. A free W trained on keypoints that are often wrong
   learns to give every pixel to the background and then the reconstruction loss carries no
-  keypoint signal (measured here; the reference prototype failed the same way).
+  keypoint signal (measured here with ``mask_prior=0``).
 * **Skip blending** (``g_skips``, ``blend_output``; MRAA): G's encoder features are warped by
   D at every resolution and blended C·warped + (1 − C)·decoded, and the output is
   Î = C ⊙ warp(I_b, D) + (1 − C) ⊙ G_out: a sharp pixel path for keypoint gradients, and C
