@@ -65,11 +65,11 @@ def pseudo_label_batch(cfg: AdaptConfig, teacher: torch.nn.Module, images: torch
         if style_net is not None:
             from ..train.style import stylize
 
-            original = source
+            original, features = source, {}  # s2t and t2s encode the same two batches: once each
             source, _ = stylize(style_net, source, views.teachers[0], cfg.style_aug.s2t_alpha,
-                                cfg.style_aug.s2t_prob, generator)
+                                cfg.style_aug.s2t_prob, generator, dtype, features)
             teacher_inputs = [stylize(style_net, v, original, cfg.style_aug.t2s_alpha, cfg.style_aug.t2s_prob,
-                                      generator)[0] for v in teacher_inputs]
+                                      generator, dtype, features)[0] for v in teacher_inputs]
         with autocast(images.device, dtype):
             heatmaps = [teacher(v).float() for v in teacher_inputs]
         base_hm = mt.teacher_in_base_frame(heatmaps, views, stride)

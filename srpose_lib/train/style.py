@@ -188,14 +188,31 @@ def load_style_net(result: TrainResult, device="cpu") -> StyleNet:
 
 @torch.no_grad()
 def stylize(style_net: StyleNet, content: torch.Tensor, style: torch.Tensor, alpha_range: tuple[float, float],
-            prob: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, bool]:
+            prob: float, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+            features: dict | None = None) -> tuple[torch.Tensor, bool]:
     """UniFrame's per-batch style augmentation: with probability ``prob`` the whole batch
     is restyled towards ``style`` (matched image by image) with alpha ~ U(alpha_range),
-    else returned unchanged. Returns (images, whether it was restyled)."""
+    else returned unchanged. Returns (images, whether it was restyled).
+
+    The encoder and decoder run under autocast ``dtype`` (AdaIN's statistics in fp32).
+    ``features``: a dict shared by the calls of one step, so that an image batch used both
+    as content and as style (s2t and t2s of the mean teacher) is encoded once."""
     if prob <= 0 or torch.rand((), generator=generator).item() >= prob:
         return content, False
     lo, hi = alpha_range
     alpha = lo + (hi - lo) * torch.rand((), generator=generator).item()
     if style.shape[0] != content.shape[0]:
         style = style[torch.arange(content.shape[0]) % style.shape[0]]
-    return style_net(content, style.to(content.device), alpha).clamp(0, 1), True
+    style = style.to(content.device)
+    cache = {} if features is None else features
+
+    def encode(x):
+        if id(x) not in cache:
+            with autocast(x.device, dtype):
+                cache[id(x)] = (x, [f.float() for f in style_net.encode(x)])  # x pinned: its id stays unique
+        return cache[id(x)][1]
+
+    mixed = style_net.transfer_features(encode(content), encode(style), alpha)
+    with autocast(content.device, dtype):
+        out = style_net.decode(mixed)
+    return out.float().clamp(0, 1), True

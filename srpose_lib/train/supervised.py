@@ -166,7 +166,8 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
             ref_idx = torch.randint(len(style_refs), (images.shape[0],), generator=gen)
             refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
             with torch.no_grad():
-                images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
+                images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen,
+                                    dtype)
         with autocast(device, dtype):
             out = model(images)
         loss = loss_fn(out.float(), batch["heatmaps"], batch["weights"])
