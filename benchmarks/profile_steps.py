@@ -72,7 +72,8 @@ def profile_adaptation(method: str, task: str, iters: int, precision: str, split
     parts.patch(p["student"], "forward", _forward_name("student forward"))
     parts.patch(p["teacher"], "forward", _forward_name("teacher forward"))
     if p["style_net"] is not None:
-        parts.patch(p["style_net"], "forward", "style (StyleNet)")
+        for attr in ("encode", "transfer_features", "decode"):
+            parts.patch(p["style_net"], attr, "style (StyleNet)")
     if p["rec"] is not None:
         parts.patch(p["rec"], "loss", "W + G")
         parts.patch(p["rec"], "step", "W + G")
@@ -136,7 +137,8 @@ def profile_supervised(task: str, iters: int, precision: str, parts: Parts) -> t
     eval_time = (time.perf_counter() - t0) * n_val / (reps * len(ds))
     parts.patch(ds, "get_batch", "data (augmentation + targets)")
     parts.patch(model, "forward", "student forward")
-    parts.patch(net, "forward", "style (StyleNet)")
+    for attr in ("encode", "transfer_features", "decode"):
+        parts.patch(net, attr, "style (StyleNet)")
     parts.total.clear()  # the warm-up iterations and the evaluation do not count
     t0 = time.perf_counter()
     for _ in range(iters):
