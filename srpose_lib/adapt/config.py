@@ -117,7 +117,8 @@ class AdaptConfig:
             raise ConfigError(f"method {self.method!r} trains with strategy {ADAPT_METHODS[self.method]!r}, "
                               f"not {self.pseudo.strategy!r}", "build the config with presets.config_for")
         if self.pseudo.strategy != "m2d" and not isinstance(self.lifting, LiftingTrainConfig):
-            raise ConfigError(f"method {self.method!r} needs a lifting network config", "set lifting=LiftingTrainConfig(...)")
+            raise ConfigError(f"method {self.method!r} needs a lifting network config",
+                              "set lifting=LiftingTrainConfig(...)")
         geometric = self.method in GEOMETRIC_METHODS
         if geometric != (self.rec is not None) or geometric != (self.generator is not None):
             raise ConfigError(f"method {self.method!r} {'needs' if geometric else 'takes no'} reconstruction term: "

@@ -54,19 +54,19 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
     ``cfg.rec`` (methods ``rec``, ``pseudo_rec``), ``recon`` (the pre-trained W + G) adds
     λ_rec · L_rec to every iteration."""
     device, run_dir, pcfg = torch.device(device), Path(run_dir), cfg.pretrain
-    tag, sk, dtype = f"[{cfg.method} {cfg.task}]", task_skeleton(cfg.task), resolve_precision(cfg.train.precision, device)
-    _check(cfg, recon)
+    tag, sk, dtype = f"[{cfg.method} {cfg.task}]", task_skeleton(cfg.task), _check(cfg, recon, device)
     source = data.dataset(pcfg.benchmark, pcfg.data, "source", "train", augment=True)
-    target, val = data.split(pcfg.benchmark, "target", "train"), data.dataset(pcfg.benchmark, pcfg.data, "target", "val")
+    target = data.split(pcfg.benchmark, "target", "train")
+    val = data.dataset(pcfg.benchmark, pcfg.data, "target", "val")
     torch.manual_seed(cfg.seed)
     student, teacher = _student_and_teacher(cfg, pretrained, sk.num_joints, device)
     optimizer = build_optimizer(student, cfg.train)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.train.milestones), cfg.train.lr_gamma)
     loss_fn, gen = build_loss(cfg.train.loss), torch.Generator().manual_seed(cfg.seed + 7)
-    B = cfg.train.batch_size
-    iters = cfg.train.iters_per_epoch or max(1, len(target) // B)
+    B, iters = cfg.train.batch_size, cfg.train.iters_per_epoch or max(1, len(target) // cfg.train.batch_size)
     rec = _rec_term(cfg, recon, target, device, dtype)
-    stats, probe, masks = PseudoLabelStats(target, cfg, device), GradientRatioProbe(cfg, rec), CombineMasks(cfg, log, tag)
+    stats, probe = PseudoLabelStats(target, cfg, device), GradientRatioProbe(cfg, rec)
+    masks = CombineMasks(cfg, log, tag)
     epoch_data = Box()  # this epoch's source batches and target order (drawn at its start)
 
     def begin_epoch(epoch: int) -> None:
@@ -106,12 +106,15 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
                        {"val_pck": history[-1]["val_pck"], "combined": masks.combined}, run_dir)
 
 
-def _check(cfg: AdaptConfig, recon) -> None:
+def _check(cfg: AdaptConfig, recon, device) -> torch.dtype | None:
+    """Refuse an inconsistent run; returns the autocast dtype of the precision policy."""
     if cfg.rec is not None and recon is None:
         raise ConfigError(f"method {cfg.method!r} needs the pre-trained W + G", "pass recon=... (Stages.adapted does)")
     if cfg.train.loss != cfg.pretrain.train.loss:
         raise ConfigError(f"adaptation loss {cfg.train.loss!r} differs from the pre-training loss "
-                          f"{cfg.pretrain.train.loss!r}", "use the same heatmap loss in both stages (confidences depend on it)")
+                          f"{cfg.pretrain.train.loss!r}",
+                          "use the same heatmap loss in both stages (confidences depend on it)")
+    return resolve_precision(cfg.train.precision, device)
 
 
 def _student_and_teacher(cfg: AdaptConfig, pretrained: TrainResult, K: int, device):

@@ -141,7 +141,8 @@ def train_style_net(cfg: StyleTrainConfig, run_dir, data, device="cpu", log=prin
 
     history: list[dict] = []
     done = 0
-    for phase, n_iter, step in (("autoencoder", cfg.ae_iterations, ae_step), ("style", cfg.style_iterations, style_step)):
+    phases = (("autoencoder", cfg.ae_iterations, ae_step), ("style", cfg.style_iterations, style_step))
+    for phase, n_iter, step in phases:
         if n_iter <= 0:
             continue
         if phase == "style":  # freeze the encoder, train the decoder for style
