@@ -37,7 +37,7 @@ def build_rec_step(cfg, task: str, n: int, device, dtype=None):
     random images: ``n`` pairs both ways through f_kp (student and frozen teacher), W + G,
     L_rec, backward and the optimiser step; ``dtype`` is the f_kp autocast (None = fp32).
     Returns ``(step, parts)``; also used by benchmarks/gpu_check.py."""
-    pcfg = cfg.adapt.pretrain
+    pcfg = cfg.pretrain
     sk = task_skeleton(task)
     S, h = pcfg.benchmark.image_size, pcfg.data.target.heatmap_size
     stride = S / h

@@ -43,9 +43,7 @@ class Stages:
 
     def diagnostics_pass(self, cfg) -> bool | None:
         """For a +rec config, whether its pre-trained W + G passes its diagnostics (None otherwise)."""
-        from .adapt.geometric import GeometricConfig
-
-        if not isinstance(cfg, GeometricConfig):
+        if getattr(cfg, "rec", None) is None:
             return None
         return bool(self.generator(cfg.generator).metrics.get("passes", False))
 
@@ -114,19 +112,18 @@ class Stages:
     def adapted(self, cfg, force: bool = False) -> TrainResult:
         """An adaptation method (baseline, pseudo_*, or rec / pseudo_rec with their
         pre-trained W + G), after its pre-training, StyleNet and lifting network."""
-        from .adapt.geometric import GeometricConfig, check_diagnostics, load_reconstructor
+        from .adapt.geometric import check_diagnostics, load_reconstructor
         from .adapt.train import train_adaptation
 
-        adapt = cfg.adapt if isinstance(cfg, GeometricConfig) else cfg
         extra = {}
-        if isinstance(cfg, GeometricConfig):
+        if cfg.rec is not None:
             gen = self.generator(cfg.generator)
             if force or not self.is_trained(cfg.method, cfg):  # a finished run loads whatever its W + G
                 check_diagnostics(gen, cfg, strict=self.require_diagnostics, log=self.log)
             extra["recon"] = load_reconstructor(gen, self.device)
-        pretrained = self.supervised(adapt.pretrain)
-        style = self.style_net_model(adapt.style) if adapt.style is not None else None
-        lifting = self.lifting_model(adapt.lifting) if adapt.lifting is not None else None
+        pretrained = self.supervised(cfg.pretrain)
+        style = self.style_net_model(cfg.style) if cfg.style is not None else None
+        lifting = self.lifting_model(cfg.lifting) if cfg.lifting is not None else None
         return self._get(cfg.method, cfg, train_adaptation, force, pretrained=pretrained, style_net=style,
                          lifting=lifting, **extra)
 

@@ -144,8 +144,6 @@ def config_for(stage: str, mode: str, task: str, **overrides):
         cfg = replace(_supervised("pretrain_base", mode, task), stage="pretrain",
                       style=config_for("style_net", mode, task))
     elif stage == "style_net":
-        from .train.style import style_config_for
-
         cfg = style_config_for(mode, task)
     elif stage == "lifting":
         cfg = _lifting(mode, task)
@@ -173,7 +171,7 @@ def _adaptation(method: str, mode: str, task: str):
     pseudo-labels."""
     from .adapt.mean_teacher import MeanTeacherConfig, ViewConfig
     from .adapt.pseudo import METHODS, PseudoConfig
-    from .adapt.train import AdaptConfig
+    from .adapt.config import AdaptConfig
 
     pretrain = config_for("pretrain", mode, task)
     # Our choice: UniFrame pre-trains with exactly its view augmentation (rotation ±180°
@@ -200,8 +198,7 @@ def _adaptation(method: str, mode: str, task: str):
 def _generator(mode: str, task: str):
     """Generator pre-training (R1): W + G sized for the mode, on pairs with keypoints from
     the Baseline's adapted teacher."""
-    from .adapt.geometric import GeneratorTrainConfig, PairConfig
-    from .models.reconstruction import recon_config
+    from .adapt.config import GeneratorTrainConfig, PairConfig
 
     predictor = config_for("baseline", mode, task)
     net = recon_config(mode, predictor.pretrain.benchmark.image_size)
@@ -218,20 +215,51 @@ def _generator(mode: str, task: str):
 
 
 def _geometric(method: str, mode: str, task: str):
-    """+rec methods: the pseudo-labelling method's config plus the reconstruction term."""
-    from .adapt.geometric import GEOMETRIC_METHODS, GeometricConfig, RecTermConfig
+    """+rec methods: the pseudo-labelling method's config with the reconstruction term and
+    the pre-training of its W + G."""
+    from .adapt.config import GEOMETRIC_METHODS, RecTermConfig
 
     adapt = config_for(GEOMETRIC_METHODS[method], mode, task)
-    # λ_rec: the reference design asks for a keypoint-gradient norm 0.1-1x that of the
-    # pseudo-label loss; with the KL loss of quick mode, λ 1 measured 0.09 (hand), so 3.
-    # Full mode (MSE pseudo-label loss) keeps 1; its logs report the ratio to check.
+    # λ_rec: chosen so that the keypoint-gradient norm of λ_rec · L_rec is 0.1-1x that of the
+    # pseudo-label loss (the ratio the +rec logs report); with the KL loss of quick mode,
+    # λ 1 measured 0.09 (hand), so 3. Full mode (MSE pseudo-label loss) keeps 1.
     if mode == "full":
         rec = RecTermConfig(weight=1.0, batch_size=16, ramp_iters=2000)
     elif mode == "quick":  # 4 pairs (8 images, both ways) per iteration: +60% time per iteration
         rec = RecTermConfig(weight=3.0, batch_size=4, ramp_iters=300)
     else:
         rec = RecTermConfig(batch_size=4, ramp_iters=2)
-    return GeometricConfig(method=method, adapt=adapt, generator=_generator(mode, task), rec=rec)
+    return replace(adapt, method=method, rec=rec, generator=_generator(mode, task))
+
+
+def style_config_for(mode: str, task: str):
+    """StyleNet f_sty: seconds in smoke mode, ~2 minutes per task in quick mode on a 2-core
+    CPU, a wider net at 256 px in full mode."""
+    from .models.style_net import StyleNetConfig
+    from .train.style import StyleTrainConfig
+
+    bench = benchmark_for(mode, task)
+    if mode == "smoke":
+        return StyleTrainConfig(bench, StyleNetConfig(widths=(8, 16, 32)), ae_iterations=6, style_iterations=6,
+                                batch_size=4, checkpoint_every=4)
+    if mode == "full":
+        return StyleTrainConfig(bench, StyleNetConfig(widths=(32, 64, 128, 256)), ae_iterations=4000,
+                                style_iterations=8000, batch_size=8)
+    return StyleTrainConfig(bench)
+
+
+def recon_config(mode: str, image_size: int):
+    """W and G sizes of a run mode: the supplementary's at full size (§A), small on the CPU."""
+    from .models.reconstruction import ReconConfig
+
+    if mode == "full":
+        return ReconConfig(w_size=image_size // 4, w_blocks=5, w_base=64, w_max=512, g_base=64, g_max=256,
+                           g_res_blocks=6, norm="batch")
+    if mode == "quick":
+        return ReconConfig(w_size=image_size // 4, w_blocks=3, w_base=16, w_max=64, g_base=16, g_max=64,
+                           g_res_blocks=2, norm="group")
+    return ReconConfig(w_size=image_size // 4, w_blocks=2, w_base=8, w_max=16, g_base=8, g_max=16,
+                       g_res_blocks=1, norm="group")
 
 
 ADAPTATION_METHODS = ("baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo", "rec",
@@ -241,8 +269,7 @@ ADAPTATION_METHODS = ("baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "p
 def method_config(method: str, mode: str, task: str, epochs: int = 0, seed: int | None = None):
     """An adaptation method's config with its mean-teacher ``epochs`` (0 keeps the mode's
     default) and adaptation ``seed`` set, whether or not it has the reconstruction term
-    (for ``rec``/``pseudo_rec`` both go to the pseudo-labelling part; W + G and the
-    pre-training are shared across seeds)."""
+    (W + G and the pre-training are shared across seeds)."""
     if method not in ADAPTATION_METHODS:
         raise ConfigError(f"unknown adaptation method {method!r}", did_you_mean(method, ADAPTATION_METHODS))
     changes = {}
@@ -250,8 +277,6 @@ def method_config(method: str, mode: str, task: str, epochs: int = 0, seed: int 
         changes["train.epochs"] = epochs
     if seed is not None:
         changes["seed"] = seed
-    if method in ("rec", "pseudo_rec"):
-        changes = {f"adapt.{k}": v for k, v in changes.items()}
     return config_for(method, mode, task, **changes)
 
 

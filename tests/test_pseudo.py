@@ -271,3 +271,25 @@ def test_every_strategy_carries_the_same_total_consistency_weight(strategy):
         terms = strategy_terms(labels, strategy, combined)
         assert sum(PseudoConfig(strategy=strategy).term_weight(terms) for _ in terms) == pytest.approx(1.0)
         assert PseudoConfig(strategy=strategy, equal_weight=False).term_weight(terms) == 1.0
+
+
+def test_lifting_training_resumes_after_an_interruption(tmp_path):
+    from srpose_lib.data.benchmark import BenchmarkData
+
+    bench = benchmark_config("hand", num_train=128, num_val=16, num_test=8)
+    cfg = lf.LiftingTrainConfig(bench, lf.LiftingConfig(hidden=32, epochs=3, batch_size=32))
+    data = BenchmarkData(None, show_progress=False)
+    ref = lf.train_lifting(cfg, tmp_path / "ref", data, log=lambda *_: None, show_progress=False)
+
+    def stop(epoch, it):
+        if (epoch, it) == (1, 2):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lf.train_lifting(cfg, tmp_path / "run", data, log=lambda *_: None, show_progress=False, on_iteration=stop)
+    lines = []
+    res = lf.train_lifting(cfg, tmp_path / "run", data, log=lines.append, show_progress=False)
+    assert any("resuming after epoch 1/3" in line for line in lines)
+    for k, v in ref.state_dict["net"].items():
+        assert torch.equal(v, res.state_dict["net"][k]), k
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in ref.history]

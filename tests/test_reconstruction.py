@@ -11,7 +11,8 @@ import torch
 from srpose_lib.adapt import geometric as G
 from srpose_lib.errors import ConfigError
 from srpose_lib.keypoints import normalized_to_pixel, pixel_to_normalized
-from srpose_lib.models.reconstruction import ReconConfig, Reconstructor, recon_config
+from srpose_lib.models.reconstruction import ReconConfig, Reconstructor
+from srpose_lib.presets import recon_config
 from srpose_lib.recon import geometry as geo
 from srpose_lib.recon.losses import (RecLossConfig, build_perceptual, equivariance_loss, pyramid,
                                      reconstruction_loss)
@@ -275,7 +276,7 @@ def test_gradient_routing_driving_keypoints_carry_gradient_base_keypoints_do_not
     from srpose_lib.models import build_pose_net
 
     cfg = _tiny_geometric_config()
-    pcfg = cfg.adapt.pretrain
+    pcfg = cfg.pretrain
     split = render_split(dataclasses.replace(pcfg.benchmark, num_train=32), "target", "train")
     student = build_pose_net(pcfg.model, 21)
     teacher = build_pose_net(pcfg.model, 21)
@@ -293,7 +294,7 @@ def test_equivariance_term_adds_to_the_reconstruction_loss():
     from srpose_lib.models import build_pose_net
 
     cfg = _tiny_geometric_config()
-    pcfg = cfg.adapt.pretrain
+    pcfg = cfg.pretrain
     split = render_split(dataclasses.replace(pcfg.benchmark, num_train=32), "target", "train")
     torch.manual_seed(0)
     student, teacher = build_pose_net(pcfg.model, 21), build_pose_net(pcfg.model, 21)
@@ -304,14 +305,21 @@ def test_equivariance_term_adds_to_the_reconstruction_loss():
     assert torch.isfinite(more) and more > plain
 
 
-def test_geometric_config_checks_its_parts():
-    cfg = _tiny_geometric_config()
-    with pytest.raises(ConfigError, match="unknown geometric method"):
-        dataclasses.replace(cfg, method="recon")
-    with pytest.raises(ConfigError, match="adds reconstruction to 'baseline'"):
-        from srpose_lib import presets
+def test_the_reconstruction_term_is_an_optional_part_of_the_adaptation_config():
+    from srpose_lib import presets
 
-        dataclasses.replace(cfg, adapt=presets.config_for("pseudo", "smoke", "hand"))
+    cfg = _tiny_geometric_config()
+    base = presets.config_for("baseline", "smoke", "hand")
+    assert cfg.rec is not None and cfg.generator is not None and base.rec is None and base.generator is None
+    assert dataclasses.replace(cfg, method="baseline", rec=None, generator=None) == base  # +rec adds only these
+    with pytest.raises(ConfigError, match="unknown adaptation method"):
+        dataclasses.replace(cfg, method="recon")
+    with pytest.raises(ConfigError, match="needs reconstruction term"):
+        dataclasses.replace(cfg, rec=None)
+    with pytest.raises(ConfigError, match="takes no reconstruction term"):
+        dataclasses.replace(base, rec=cfg.rec, generator=cfg.generator)
+    with pytest.raises(ConfigError, match="trains with strategy 'm2d'"):
+        dataclasses.replace(cfg, pseudo=presets.config_for("pseudo", "smoke", "hand").pseudo)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -362,8 +370,8 @@ def test_method_config_sets_epochs_and_seed_for_every_method():
 
     for m in ("baseline", "pseudo", "rec", "pseudo_rec"):
         cfg = presets.method_config(m, "smoke", "body", epochs=3, seed=5)
-        part = cfg.adapt if m in ("rec", "pseudo_rec") else cfg
-        assert (part.train.epochs, part.seed) == (3, 5)
+        assert (cfg.train.epochs, cfg.seed) == (3, 5)
+        assert (cfg.rec is not None) == (m in ("rec", "pseudo_rec"))
     with pytest.raises(ConfigError, match="unknown adaptation method"):
         presets.method_config("recon", "smoke", "body")
 
@@ -407,7 +415,7 @@ def test_stages_gate_refuses_or_warns_and_never_blocks_a_finished_run(tmp_path, 
     monkeypatch.setattr(G, "load_reconstructor", lambda result, device: None)
     data = BenchmarkData(tmp_path / "cache")
     strict = Stages(tmp_path / "cache", data, log=lambda *a: None)
-    assert strict.refuses(cfg) and not strict.refuses(cfg.adapt)
+    assert strict.refuses(cfg) and not strict.refuses(presets.config_for("baseline", "smoke", "hand"))
     with pytest.raises(TrainingError, match="fails its diagnostics"):
         strict.adapted(cfg)
     assert trained == []
@@ -415,7 +423,7 @@ def test_stages_gate_refuses_or_warns_and_never_blocks_a_finished_run(tmp_path, 
     lenient = Stages(tmp_path / "cache", data, log=logged.append, require_diagnostics=False)
     assert not lenient.refuses(cfg) and lenient.adapted(cfg) == "rec" and trained == ["rec"]
     assert any(line.startswith("WARNING") for line in logged)
-    assert lenient.diagnostics_pass(cfg) is False and lenient.diagnostics_pass(cfg.adapt) is None
+    assert lenient.diagnostics_pass(cfg) is False and lenient.diagnostics_pass(presets.config_for("baseline", "smoke", "hand")) is None
     folder = run_dir("rec", cfg, tmp_path / "cache", data.fingerprint(cfg))
     folder.mkdir(parents=True)
     (folder / "final.pt").write_bytes(b"")

@@ -99,3 +99,23 @@ def test_stylize_applies_per_batch_with_its_probability():
     a, applied = stylize(net, x, y, (1.0, 1.0), 1.0, torch.Generator().manual_seed(0))
     b, _ = stylize(net, x, y, (1.0, 1.0), 1.0, torch.Generator().manual_seed(0))
     assert applied and torch.equal(a, b) and not torch.allclose(a, x)
+
+
+def test_s2t_and_t2s_share_encodings_without_changing_the_images():
+    net = StyleNet(StyleNetConfig(widths=(4, 8, 16))).eval()
+    src, tgt = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    calls = []
+    encode = net.encode
+    net.encode = lambda x: calls.append(x) or encode(x)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    with torch.no_grad():
+        s2t = net(src, tgt, 0.7).clamp(0, 1)
+        t2s = net(tgt, src, 0.4).clamp(0, 1)
+    calls.clear()
+    features = {}
+    a, _ = stylize(net, src, tgt, (0.7, 0.7), 1.0, g(), features=features)
+    b, _ = stylize(net, tgt, src, (0.4, 0.4), 1.0, g(), features=features)
+    assert torch.equal(a, s2t) and torch.equal(b, t2s)  # the same images as the plain forward passes
+    assert len(calls) == 2  # two batches, each encoded once
+    c, _ = stylize(net, src, tgt, (0.7, 0.7), 1.0, g(), dtype=torch.bfloat16)
+    assert c.dtype == torch.float32 and (c - s2t).abs().max() < 0.1  # autocast: close, in fp32

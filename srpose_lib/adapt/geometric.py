@@ -1,5 +1,7 @@
 """Geometric reconstruction in training: pairs, generator pre-training, diagnostics and the
-reconstruction term of the adaptation (supplementary §A; design in ``reference/reconstruction.md``).
+reconstruction term of the adaptation (supplementary §A; where it is silent we follow FOMM,
+https://github.com/AliaksandrSiarohin/first-order-model, and MRAA,
+https://github.com/snap-research/articulated-animation).
 
 Stages (the supplementary: "the generator is pre-trained with predicted keypoints before
 applying the geometric reconstruction module"):
@@ -7,7 +9,7 @@ applying the geometric reconstruction module"):
 * **R1, generator pre-training** (stage ``generator``): a frozen pose net predicts keypoints
   on both images of every pair, and W + G learn to reconstruct the driving image from the
   base image and those keypoints (L_rec, Adam). *Our choice* of that pose net
-  (``predictor``): the teacher of the adapted Baseline (the reference design's stage order:
+  (``predictor``): the teacher of the adapted Baseline (our reading of supplementary §A's order:
   supervised pre-training, pseudo-labelling, then R1), not the source-trained model. On the
   benchmark's target images the source-trained model's keypoints are off by about 9 px at
   64 px, and a warp driven by them reconstructs worse than no warp at all; W + G trained
@@ -33,27 +35,25 @@ warp of the same image.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ..config import to_dict
 from ..data.transforms import affine_matrix, warp_images, warp_keypoints
-from ..errors import ConfigError, TrainingError, did_you_mean
+from ..errors import TrainingError
 from ..train.step import checked_step
 from ..keypoints import local_soft_argmax
-from ..models.reconstruction import ReconConfig, Reconstructor, recon_config
+from ..models.reconstruction import Reconstructor
 from ..recon import geometry as geo
 from ..recon.losses import RecLossConfig, build_perceptual, reconstruction_loss
 from ..synth.domains import task_skeleton
-from ..train.cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from ..train.cache import TrainResult
+from ..train.loop import Box, LoopSpec, run_epochs
+from ..train.precision import autocast, precision_name, resolve_precision
 from ..train.supervised import SupervisedConfig
-from ..utils import atomic_torch_save, atomic_write_json, progress
+from .config import GEOMETRIC_METHODS, AdaptConfig, GeneratorTrainConfig, PairConfig, RecTermConfig  # noqa: F401
 
-GEOMETRIC_METHODS = {"rec": "baseline", "pseudo_rec": "pseudo"}  # method -> pseudo-labelling method
 
 
 # ----------------------------------------------------------------------------- keypoints
@@ -85,16 +85,6 @@ def predict_keypoints(model: torch.nn.Module, images, loss: str, stride: float, 
 
 
 # ----------------------------------------------------------------------------- pairs
-
-
-@dataclass(frozen=True)
-class PairConfig:
-    """Which images make a (base, driving) pair."""
-
-    max_gap: int = 2  # frames of one sequence at most this many positions apart
-    synthetic_rotation: float = 10.0  # single images: the base is a random affine warp (degrees)
-    synthetic_scale: float = 0.08  # ... zoom by exp(±scale)
-    synthetic_translate: float = 0.04  # ... shift by ±translate × the image side
 
 
 class PairTable:
@@ -203,42 +193,6 @@ def pair_batch(split, table: PairTable, idx: torch.Tensor, cfg: PairConfig, gene
 # ----------------------------------------------------------------------------- R1
 
 
-@dataclass(frozen=True)
-class GeneratorTrainConfig:
-    """Generator pre-training (R1): W + G on pairs, keypoints predicted by the frozen pose
-    net ``predictor``: an adaptation method's config (its final teacher; default the
-    Baseline's) or a supervised config (the pre-trained model)."""
-
-    predictor: object = field(default_factory=SupervisedConfig)  # AdaptConfig or SupervisedConfig
-    net: ReconConfig = ReconConfig()
-    loss: RecLossConfig = RecLossConfig()
-    pairs: PairConfig = PairConfig()
-    domains: tuple[str, ...] = ("source", "target")  # where the training pairs come from
-    epochs: int = 8
-    iters_per_epoch: int = 250
-    batch_size: int = 16
-    lr: float = 1e-3  # Adam (FOMM: 2e-4 at full size)
-    keypoint_radius: int = 3  # local soft-argmax window of the predicted keypoints
-    jitters: tuple[float, ...] = (1.0, 2.0, 4.0)  # px, diagnostic (2)
-    diag_pairs: int = 256  # target validation pairs for the diagnostics
-    max_ratio: float = 0.9  # diagnostic (1): L_rec(predicted) / L_rec(identity) must be below this
-    seed: int = 0
-
-    def __post_init__(self):
-        bad = [d for d in self.domains if d not in ("source", "target")]
-        if bad or not self.domains:
-            raise ConfigError(f"generator domains {self.domains} must be a non-empty subset of source, target")
-
-    @property
-    def pretrain(self) -> SupervisedConfig:
-        """The supervised config that fixes the data, network and targets."""
-        return getattr(self.predictor, "pretrain", self.predictor)
-
-    @property
-    def task(self) -> str:
-        return self.pretrain.task
-
-
 def build_recon(cfg: GeneratorTrainConfig) -> Reconstructor:
     return Reconstructor(cfg.net, task_skeleton(cfg.task))
 
@@ -250,10 +204,10 @@ def _stride(pcfg: SupervisedConfig) -> float:
 def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predictor: torch.nn.Module,
                     device: torch.device | str = "cpu", log: Callable[[str], None] = print,
                     show_progress: bool = True, on_iteration: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Pre-train W + G (resumable per epoch) with the keypoints of the frozen pose net
-    ``predictor``. Returns their weights; ``history`` holds per epoch the training loss and
-    the diagnostics on fixed target validation pairs (epoch 0: before training), metrics
-    the last epoch's diagnostics and whether they pass."""
+    """Pre-train W + G (resumable per epoch, :func:`..train.loop.run_epochs`) with the
+    keypoints of the frozen pose net ``predictor``. Returns their weights; ``history`` holds
+    per epoch the training loss and the diagnostics on fixed target validation pairs
+    (epoch 0: before training), metrics the last epoch's diagnostics and whether they pass."""
     device = torch.device(device)
     run_dir = Path(run_dir)
     tag = f"[generator {cfg.task}]"
@@ -275,55 +229,46 @@ def train_generator(cfg: GeneratorTrainConfig, run_dir: str | Path, data, predic
     perceptual = build_perceptual(cfg.loss)
     perceptual = perceptual.to(device) if perceptual is not None else None
     gen = torch.Generator().manual_seed(cfg.seed + 11)
-    history: list[dict] = []
-    start = 0
+    dtype = resolve_precision(cfg.precision, device)
+    untrained = Box(None)  # epoch 0: the untrained W + G (its keypoint prior alone), for the curves
     progress_path = run_dir / "progress.pt"
-    if progress_path.exists():
-        ckpt = load_checkpoint(progress_path, "generator", cfg)
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        gen.set_state(ckpt["generator"])
-        history, start = ckpt["history"], ckpt["epoch"] + 1
-        log(f"{tag} resuming after epoch {start}/{cfg.epochs} from {progress_path}")
     domains = list(cfg.domains)
-    if start == 0:  # epoch 0: the untrained W + G (its keypoint prior alone), for the curves
-        history.append({"epoch": 0, "loss": None, "seconds": 0.0, **diagnose(net, diag, cfg, perceptual)})
-    for epoch in range(start, cfg.epochs):
+
+    def begin_epoch(epoch: int) -> None:
+        if untrained.value is None:
+            untrained.value = {"epoch": 0, "loss": None, "seconds": 0.0, **diagnose(net, diag, cfg, perceptual)}
         net.train()
-        t0 = time.perf_counter()
-        losses = []
-        bar = progress(range(cfg.iters_per_epoch), desc=f"{tag} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=not show_progress)
-        for it in bar:
-            parts = []
-            for j, d in enumerate(domains):  # the batch is split evenly between the domains
-                n = cfg.batch_size // len(domains) + (1 if j < cfg.batch_size % len(domains) else 0)
-                idx = torch.randint(len(splits[d]), (n,), generator=gen)
-                parts.append(pair_batch(splits[d], tables[d], idx, cfg.pairs, gen, device, kps[d]))
-            b = {k: torch.cat([p[k] for p in parts]) for k in ("base", "driving", "p_base", "p_driving", "background")}
+
+    def step(epoch: int, it: int) -> dict:
+        parts = []
+        for j, d in enumerate(domains):  # the batch is split evenly between the domains
+            n = cfg.batch_size // len(domains) + (1 if j < cfg.batch_size % len(domains) else 0)
+            idx = torch.randint(len(splits[d]), (n,), generator=gen)
+            parts.append(pair_batch(splits[d], tables[d], idx, cfg.pairs, gen, device, kps[d]))
+        b = {k: torch.cat([p[k] for p in parts]) for k in ("base", "driving", "p_base", "p_driving", "background")}
+        with autocast(device, dtype):
             out = net(b["base"], b["p_base"], b["p_driving"], b["background"])
-            loss = reconstruction_loss(out["prediction"], b["driving"], cfg.loss, perceptual)
-            checked_step(loss, opt, f"{tag} the reconstruction loss", f"at epoch {epoch + 1}",
-                         f"lower generator lr (now {cfg.lr}); finished epochs are kept in {progress_path}")
-            losses.append(loss.item())
-            if on_iteration is not None:
-                on_iteration(epoch, it)
+        loss = reconstruction_loss(out["prediction"].float(), b["driving"], cfg.loss, perceptual)
+        checked_step(loss, opt, f"{tag} the reconstruction loss", f"at epoch {epoch + 1}",
+                     f"lower generator lr (now {cfg.lr}); finished epochs are kept in {progress_path}")
+        return {"loss": loss.item()}
+
+    def end_epoch(epoch: int, record: dict) -> dict:
         sched.step()
-        seconds = time.perf_counter() - t0
-        d = diagnose(net, diag, cfg, perceptual)
-        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "seconds": seconds, **d}
-        history.append(record)
-        log(f"{tag} epoch {epoch + 1}/{cfg.epochs}  loss {record['loss']:.4f}  val: predicted {d['loss_predicted']:.4f}"
-            f" / identity {d['loss_identity']:.4f} = {d['ratio']:.2f} (static subject {d['loss_static']:.4f})  jitter "
-            + " ".join(f"{j:g}px {v:.4f}" for j, v in zip(cfg.jitters, d["loss_jitter"]))
-            + f"  (ground truth {d['loss_truth']:.4f})"
-            + f"  {'passes' if d['passes'] else 'FAILS'}  {seconds:.0f}s")
-        atomic_write_json(run_dir / "history.json", {"stage": "generator", "history": history})
-        atomic_torch_save({"format_version": FORMAT_VERSION, "stage": "generator", "config": to_dict(cfg),
-                           "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(), "generator": gen.get_state(), "history": history},
-                          progress_path)
+        return diagnose(net, diag, cfg, perceptual)
+
+    def describe(r: dict) -> str:
+        return (f"loss {r['loss']:.4f}  val: predicted {r['loss_predicted']:.4f} / identity {r['loss_identity']:.4f}"
+                f" = {r['ratio']:.2f} (static subject {r['loss_static']:.4f})  jitter "
+                + " ".join(f"{j:g}px {v:.4f}" for j, v in zip(cfg.jitters, r["loss_jitter"]))
+                + f"  (ground truth {r['loss_truth']:.4f})  {'passes' if r['passes'] else 'FAILS'}")
+
+    spec = LoopSpec(tag, "generator", cfg, run_dir, cfg.epochs, cfg.iters_per_epoch, cfg.batch_size,
+                    header={"precision": precision_name(dtype)})
+    history = run_epochs(spec, {"model": net, "optimizer": opt, "scheduler": sched, "generator": gen,
+                                "untrained": untrained}, step, end_epoch, begin_epoch, describe=describe, log=log,
+                         show_progress=show_progress, on_iteration=on_iteration)
+    history = [untrained.value] + history
     last = history[-1]
     metrics = {k: last[k] for k in ("loss", "loss_predicted", "loss_identity", "ratio", "passes")}
     metrics["monotone"] = last["monotone"]
@@ -403,54 +348,19 @@ def normal_jitter(keypoints_px: torch.Tensor, pixels: float, generator: torch.Ge
 # ----------------------------------------------------------------------------- R2
 
 
-@dataclass(frozen=True)
-class RecTermConfig:
-    """The reconstruction term of the adaptation (R2)."""
-
-    weight: float = 1.0  # λ_rec
-    ramp_iters: int = 500  # λ_rec rises linearly from 0 over these iterations
-    batch_size: int = 8  # target pairs per iteration, each used in both directions
-    finetune_lr_mult: float = 0.1  # W + G learning rate / the pose net's (0: frozen, eval mode)
-    keypoint_radius: int = 3
-    grad_every: int = 50  # measure the keypoint-gradient ratio of λ·L_rec to L_pl every this many iterations
-    equivariance: float = 0.0  # λ_eq of FOMM's equivariance loss on the driving images (0: off; the mean
-    #                            teacher's consistency already asks the student for equivariance)
-    equivariance_affine: float = 0.05  # its random affine: rotation ±(90 × this)°, zoom exp(±this), shift ±this
-
-
-@dataclass(frozen=True)
-class GeometricConfig:
-    """An adaptation method with the reconstruction term: ``rec`` (Baseline + rec) or
-    ``pseudo_rec`` (+pseudo + rec). ``adapt`` is the pseudo-labelling method's config."""
-
-    method: str = "rec"
-    adapt: object = None  # AdaptConfig of the pseudo-labelling part
-    generator: GeneratorTrainConfig = field(default_factory=GeneratorTrainConfig)
-    rec: RecTermConfig = RecTermConfig()
-
-    def __post_init__(self):
-        if self.method not in GEOMETRIC_METHODS:
-            raise ConfigError(f"unknown geometric method {self.method!r}", did_you_mean(self.method, GEOMETRIC_METHODS))
-        if getattr(self.adapt, "method", None) != GEOMETRIC_METHODS[self.method]:
-            raise ConfigError(f"method {self.method!r} adds reconstruction to {GEOMETRIC_METHODS[self.method]!r}",
-                              "build the config with presets.config_for")
-
-    @property
-    def task(self) -> str:
-        return self.adapt.task
-
-
 class RecTerm:
     """λ_rec · L_rec of one adaptation iteration, with its own W + G optimiser."""
 
-    def __init__(self, cfg: GeometricConfig, net: Reconstructor, split, pose_lr: float, device):
+    def __init__(self, cfg: AdaptConfig, net: Reconstructor, split, pose_lr: float, device,
+                 dtype: torch.dtype | None = None):
         self.cfg = cfg
         self.rc = cfg.rec
+        self.dtype = dtype  # autocast of the pose net's and W + G's forward passes (None: fp32)
         self.net = net.to(device)
         self.split = split
         self.table = PairTable(split, cfg.generator.pairs.max_gap)
         self.device = device
-        pcfg = cfg.adapt.pretrain
+        pcfg = cfg.pretrain
         self.stride = _stride(pcfg)
         self.loss_name = pcfg.train.loss
         self.finetune = self.rc.finetune_lr_mult > 0
@@ -472,18 +382,21 @@ class RecTerm:
         idx = idx[:self.rc.batch_size].cpu()
         b = pair_batch(self.split, self.table, idx, self.cfg.generator.pairs, generator, self.device)
         images = torch.cat([b["base"], b["driving"]])
-        heat = student(images).float()
+        with autocast(self.device, self.dtype):
+            heat = student(images).float()
         p_student = soft_keypoints(heat, self.loss_name, self.stride, self.rc.keypoint_radius)
-        with torch.no_grad():
-            p_teacher = soft_keypoints(teacher(images).float(), self.loss_name, self.stride, self.rc.keypoint_radius)
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            t_heat = teacher(images).float()
+        p_teacher = soft_keypoints(t_heat, self.loss_name, self.stride, self.rc.keypoint_radius)
         n = len(idx)
         base = torch.cat([b["base"], b["driving"]])
         driving = torch.cat([b["driving"], b["base"]])
         p_base = torch.cat([p_teacher[:n], p_teacher[n:]])
         p_driving = torch.cat([p_student[n:], p_student[:n]])
         bg = torch.cat([b["background"], invert_background(b["background"])])
-        out = self.net(base, p_base.detach(), p_driving, bg)
-        loss = reconstruction_loss(out["prediction"], driving, self.cfg.generator.loss, self.perceptual)
+        with autocast(self.device, self.dtype):
+            out = self.net(base, p_base.detach(), p_driving, bg)
+        loss = reconstruction_loss(out["prediction"].float(), driving, self.cfg.generator.loss, self.perceptual)
         if self.rc.equivariance > 0:
             loss = loss + self.rc.equivariance * self._equivariance(student, images, p_student, generator)
         return loss, heat
@@ -499,14 +412,15 @@ class RecTerm:
         return equivariance_loss(fn, images, keypoints, tau.to(images.device))
 
     def step(self):
+        """W + G's optimiser step (after the pose net's backward pass filled their gradients)."""
         if self.opt is not None:
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict() if self.opt else None}
 
-    def load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         if self.opt is not None and state["opt"] is not None:
             self.opt.load_state_dict(state["opt"])
@@ -521,7 +435,7 @@ def invert_background(m: torch.Tensor) -> torch.Tensor:
     return torch.where(known[:, None, None], inv, m)
 
 
-def check_diagnostics(generator_result: TrainResult, cfg: GeometricConfig, strict: bool = True,
+def check_diagnostics(generator_result: TrainResult, cfg: AdaptConfig, strict: bool = True,
                       log: Callable[[str], None] = print) -> bool:
     """Gate +rec training on a W + G that gives the pose net a keypoint signal (A.2).
 

@@ -233,13 +233,19 @@ class LiftingTrainConfig:
     seed: int = 0
 
 
-def train_lifting(cfg: LiftingTrainConfig, run_dir, data, device="cpu", log=print, show_progress: bool = True):
-    """Train the lifting network on source 2D/3D ground truth (a short stage: seconds on a
-    CPU, so it restarts rather than resumes). Returns a TrainResult whose state holds the
+def train_lifting(cfg: LiftingTrainConfig, run_dir, data, device="cpu", log=print, show_progress: bool = True,
+                  on_iteration=None):
+    """Train the lifting network on source 2D/3D ground truth (seconds on a CPU; resumable per
+    epoch like every stage, :func:`..train.loop.run_epochs`; fp32: a small MLP on keypoint
+    coordinates gains nothing from bf16). Returns a TrainResult whose state holds the
     network and the source skeleton's bone-length ratios; metrics report the validation
     error (mean per-joint error in normalised units) before and after the constraints."""
+    from pathlib import Path
+
     from ..train.cache import TrainResult
-    from ..utils import progress
+    from ..train.loop import Box, LoopSpec, run_epochs
+    from ..train.rng import GlobalRNG
+    from ..train.step import checked_step
 
     device = torch.device(device)
     train = data.split(cfg.benchmark, "source", "train")
@@ -254,31 +260,32 @@ def train_lifting(cfg: LiftingTrainConfig, run_dir, data, device="cpu", log=prin
     x_all, _, _ = normalise(train.keypoints.float(), root)
     y_all, _, _ = normalise(train.keypoints3d.float(), root)
     ratios = reference_bone_ratios(train.keypoints3d.float(), sk)
-    history = []
     bs = min(cfg.net.batch_size, len(x_all))  # small splits: one batch of everything
-    for epoch in progress(range(cfg.net.epochs), desc="lifting", disable=not show_progress):
-        net.train()
-        order = torch.randperm(len(x_all), generator=gen)
-        total = 0.0
-        for start in range(0, len(order) - bs + 1, bs):
-            idx = order[start:start + bs]
-            angle = (torch.rand(len(idx), generator=gen) * 2 - 1) * math.radians(cfg.net.rotation)
-            x = rotate_inplane(x_all[idx], angle) + cfg.net.input_noise * torch.randn(len(idx), sk.num_joints, 2, generator=gen)
-            y = rotate_inplane(y_all[idx], angle)
-            loss = (net(x.to(device)) - y.to(device)).norm(dim=-1).mean()
-            if not torch.isfinite(loss):
-                from ..errors import TrainingError
+    order = Box()
+    tag = f"[lifting {cfg.benchmark.task}]"
 
-                raise TrainingError(f"lifting loss became {loss.item()} at epoch {epoch + 1}",
-                                    "lower lifting.lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        sched.step()
-        history.append({"epoch": epoch + 1, "loss": total / max(1, len(order) // bs)})
+    def begin_epoch(epoch: int) -> None:
+        net.train()
+        order.value = torch.randperm(len(x_all), generator=gen)
+
+    def step(epoch: int, it: int) -> dict:
+        idx = order.value[it * bs:(it + 1) * bs]
+        angle = (torch.rand(len(idx), generator=gen) * 2 - 1) * math.radians(cfg.net.rotation)
+        x = rotate_inplane(x_all[idx], angle) + cfg.net.input_noise * torch.randn(len(idx), sk.num_joints, 2,
+                                                                                  generator=gen)
+        y = rotate_inplane(y_all[idx], angle)
+        loss = (net(x.to(device)) - y.to(device)).norm(dim=-1).mean()
+        checked_step(loss, opt, f"{tag} the lifting loss", f"at epoch {epoch + 1}", "lower lifting.lr")
+        return {"loss": loss.item()}
+
+    spec = LoopSpec(tag, "lifting", cfg, Path(run_dir), cfg.net.epochs, len(x_all) // bs, bs)
+    state = {"net": net, "optimizer": opt, "scheduler": sched, "generator": gen, "rng": GlobalRNG()}  # rng: dropout
+    history = run_epochs(spec, state, step,
+                         end_epoch=lambda e, r: sched.step(), begin_epoch=begin_epoch,
+                         describe=lambda r: f"loss {r['loss']:.4f}", log=log, show_progress=show_progress,
+                         on_iteration=on_iteration)
     metrics = lifting_errors(net, ratios, val.keypoints.float(), val.keypoints3d.float(), sk)
-    log(f"[lifting {cfg.benchmark.task}] {cfg.net.epochs} epochs  val error {metrics['mpjpe']:.3f} "
+    log(f"{tag} {cfg.net.epochs} epochs  val error {metrics['mpjpe']:.3f} "
         f"(constrained {metrics['mpjpe_constrained']:.3f}) normalised units")
     state = {"net": {k: v.cpu() for k, v in net.state_dict().items()}, "bone_ratios": ratios}
     return TrainResult("lifting", cfg, state, history, metrics, run_dir)

@@ -1,6 +1,7 @@
 """UniFrame's mean-teacher pseudo-labelling (Kim et al., ECCV 2022), the paper's Baseline.
 
-One iteration on a target batch (baselines.md §3):
+One iteration on a target batch (UniFrame, https://arxiv.org/abs/2204.00172, code
+https://github.com/VisionLearningGroup/UDA_PoseEstimation):
 
 1. each target image gets a *base* crop and two random views of it: one for the student and
    one for the teacher (rotation, shear, translation, scale, colour jitter), with their

@@ -24,7 +24,7 @@ Our choices where the paper is silent (each a field of :class:`ReconConfig`):
   analytic nearest-bone mask and W learns corrections (depth order where limbs overlap,
   boundaries) but cannot erase a limb. A free W trained on keypoints that are often wrong
   learns to give every pixel to the background and then the reconstruction loss carries no
-  keypoint signal (measured here; the reference prototype failed the same way).
+  keypoint signal (measured here with ``mask_prior=0``).
 * **Skip blending** (``g_skips``, ``blend_output``; MRAA): G's encoder features are warped by
   D at every resolution and blended C·warped + (1 − C)·decoded, and the output is
   Î = C ⊙ warp(I_b, D) + (1 − C) ⊙ G_out: a sharp pixel path for keypoint gradients, and C
@@ -51,7 +51,7 @@ GENERATORS = ("johnson", "unet")
 
 @dataclass(frozen=True)
 class ReconConfig:
-    """Architecture of W and G. Defaults: the CPU size; :func:`recon_config` gives presets."""
+    """Architecture of W and G. Defaults: the CPU size; :func:`srpose_lib.presets.recon_config` gives the run modes' sizes."""
 
     motion_model: str = "bone_similarity"  # bone_similarity | translation (FOMM zeroth order)
     background: str = "crop"  # crop (known crop-to-crop motion, else global) | global (all keypoints) | identity
@@ -82,18 +82,6 @@ class ReconConfig:
                               "choose w_size and w_blocks so that the hourglass halves evenly")
         if self.limb_sigma <= 0 or self.mask_temperature <= 0:
             raise ConfigError("limb_sigma and mask_temperature must be positive")
-
-
-def recon_config(mode: str, image_size: int) -> ReconConfig:
-    """W and G sizes of a run mode: the supplementary's at full size, small on the CPU."""
-    if mode == "full":
-        return ReconConfig(w_size=image_size // 4, w_blocks=5, w_base=64, w_max=512, g_base=64, g_max=256,
-                           g_res_blocks=6, norm="batch")
-    if mode == "quick":
-        return ReconConfig(w_size=image_size // 4, w_blocks=3, w_base=16, w_max=64, g_base=16, g_max=64,
-                           g_res_blocks=2, norm="group")
-    return ReconConfig(w_size=image_size // 4, w_blocks=2, w_base=8, w_max=16, g_base=8, g_max=16,
-                       g_res_blocks=1, norm="group")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

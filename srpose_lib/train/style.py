@@ -26,9 +26,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data.real import RealTaskConfig
+from ..errors import ConfigError
 from ..models.style_net import StyleNet, StyleNetConfig
-from ..utils import atomic_torch_save, progress
-from .cache import FORMAT_VERSION, TrainResult, load_checkpoint
+from ..synth.benchmark import BenchmarkConfig
+from .cache import TrainResult
+from .loop import LoopSpec, run_epochs
+from .precision import PRECISIONS, autocast, precision_name, resolve_precision
 from .step import checked_step
 
 
@@ -36,7 +40,7 @@ from .step import checked_step
 class StyleTrainConfig:
     """What determines a trained StyleNet: the task's images, the net and the schedule."""
 
-    benchmark: object  # BenchmarkConfig (its source and target train splits)
+    benchmark: BenchmarkConfig | RealTaskConfig  # its source and target train splits
     net: StyleNetConfig = field(default_factory=StyleNetConfig)
     seed: int = 0
     ae_iterations: int = 800
@@ -44,41 +48,35 @@ class StyleTrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     style_weight: float = 3.0
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # iterations per epoch of the loop (about; each phase keeps its length)
+    precision: str = "auto"  # auto | fp32 | bf16: autocast of the encoder and decoder (train/precision.py)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown StyleNet precision {self.precision!r}", f"use one of {', '.join(PRECISIONS)}")
 
     @property
     def task(self) -> str:
         return self.benchmark.task
 
 
-def style_config_for(mode: str, task: str) -> StyleTrainConfig:
-    """Presets: seconds in smoke mode, ~2 minutes per task in quick mode on a 2-core CPU,
-    a wider net at 256 px in full mode."""
-    from ..presets import benchmark_for
-
-    bench = benchmark_for(mode, task)
-    if mode == "smoke":
-        return StyleTrainConfig(bench, StyleNetConfig(widths=(8, 16, 32)), ae_iterations=6, style_iterations=6,
-                                batch_size=4, checkpoint_every=4)
-    if mode == "full":
-        return StyleTrainConfig(bench, StyleNetConfig(widths=(32, 64, 128, 256)), ae_iterations=4000,
-                                style_iterations=8000, batch_size=8)
-    return StyleTrainConfig(bench)
-
-
 def _moments(f: torch.Tensor):
     return f.mean((2, 3)), f.std((2, 3)) + 1e-5
 
 
-def style_losses(net: StyleNet, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor):
-    """(content loss, style loss, output) of one style-transfer step."""
-    fc, fs = net.encode(content), net.encode(style)
-    with torch.no_grad():
-        fc = [f.detach() for f in fc]
-        fs = [f.detach() for f in fs]
+def style_losses(net: StyleNet, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor,
+                 dtype: torch.dtype | None = None):
+    """(content loss, style loss, output) of one style-transfer step. The encoder and decoder
+    run under autocast ``dtype``; AdaIN's statistics and the losses in fp32."""
+    dev = content.device
+    with torch.no_grad(), autocast(dev, dtype):
+        fc = [f.float() for f in net.encode(content)]
+        fs = [f.float() for f in net.encode(style)]
     target = net.transfer_features(fc, fs, alpha)
-    out = net.decode(target)
-    fo = net.encode(out)
+    with autocast(dev, dtype):
+        out = net.decode(target)
+        fo = [f.float() for f in net.encode(out)]
+    out = out.float()
     # content at every level (the deepest alone, as in AdaIN, lets fine detail blur away)
     content_loss = sum(F.mse_loss(o, t) for o, t in zip(fo, target)) / len(fo)
     a = alpha.view(-1, 1)
@@ -90,66 +88,85 @@ def style_losses(net: StyleNet, content: torch.Tensor, style: torch.Tensor, alph
     return content_loss, style_loss, out
 
 
+def phase_epochs(iterations: int, every: int) -> tuple[int, int]:
+    """(epochs, iterations per epoch) of a phase of ``iterations`` checkpointed about every
+    ``every`` iterations: the fewest epochs of at most ``every`` iterations that divide the
+    phase exactly (so the phase keeps its length)."""
+    if iterations <= 0:
+        return 0, 1
+    epochs = -(-iterations // max(1, every))
+    while iterations % epochs:
+        epochs += 1
+    return epochs, iterations // epochs
+
+
 def train_style_net(cfg: StyleTrainConfig, run_dir, data, device="cpu", log=print, show_progress: bool = True,
                     on_iteration=None) -> TrainResult:
-    """Train StyleNet (resumable every ``checkpoint_every`` iterations)."""
+    """Train StyleNet: two phases (autoencoder, style decoder), each a resumable
+    :func:`..train.loop.run_epochs` run of epochs of about ``checkpoint_every`` iterations
+    (in ``run_dir``/autoencoder and ``run_dir``/style). ``on_iteration(it)`` gets the
+    iteration counted over both phases."""
     device = torch.device(device)
     run_dir = Path(run_dir)
+    tag = f"[style_net {cfg.task}]"
     src = data.split(cfg.benchmark, "source", "train")
     tgt = data.split(cfg.benchmark, "target", "train")
     torch.manual_seed(cfg.seed)
     net = StyleNet(cfg.net).to(device)
     gen = torch.Generator().manual_seed(cfg.seed + 3)
-    total = cfg.ae_iterations + cfg.style_iterations
-    history: list[dict] = []
-    start = 0
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    path = run_dir / "progress.pt"
-    if path.exists():
-        ckpt = load_checkpoint(path, "style_net", cfg)
-        net.load_state_dict(ckpt["net"])
-        start, history = ckpt["iteration"], ckpt["history"]
-        gen.set_state(ckpt["generator"])
-        if start > cfg.ae_iterations:  # saved in phase 2 (at the switch it still holds phase 1's)
-            opt = _decoder_optimizer(net, cfg)
-        opt.load_state_dict(ckpt["optimizer"])
-        log(f"[style_net {cfg.task}] resuming after iteration {start}/{total}")
+    dtype = resolve_precision(cfg.precision, device)
 
     def batch(split):
         idx = torch.randint(len(split), (cfg.batch_size,), generator=gen)
         return split.images[idx].to(device).float().div_(255.0)
 
-    running = {}
-    for it in progress(range(start, total), desc=f"style_net {cfg.task}", disable=not show_progress):
-        if it == cfg.ae_iterations:  # phase 2: freeze the encoder, train the decoder for style
-            opt = _decoder_optimizer(net, cfg)
-        if it < cfg.ae_iterations:
-            x = torch.cat([batch(src), batch(tgt)])
+    def ae_step(epoch: int, it: int) -> dict:
+        x = torch.cat([batch(src), batch(tgt)])
+        with autocast(device, dtype):
             recon = net.decode(net.encode(x))
-            loss = F.l1_loss(recon, x)
-            parts = {"reconstruction": loss.item()}
+        loss = F.l1_loss(recon.float(), x)
+        checked_step(loss, opt, f"{tag} the loss", f"at epoch {epoch + 1}, iteration {it + 1} of the autoencoder",
+                     f"lower lr (now {cfg.lr}); finished epochs are kept in {run_dir}")
+        return {"reconstruction": loss.item()}
+
+    def style_step(epoch: int, it: int) -> dict:
+        a, b = batch(src), batch(tgt)
+        content, style = (a, b) if torch.rand((), generator=gen) < 0.5 else (b, a)
+        alpha = torch.rand(cfg.batch_size, generator=gen).to(device)
+        lc, ls, _ = style_losses(net, content, style, alpha, dtype)
+        checked_step(lc + cfg.style_weight * ls, opt, f"{tag} the loss",
+                     f"at epoch {epoch + 1}, iteration {it + 1} of the style decoder",
+                     f"lower lr (now {cfg.lr}); finished epochs are kept in {run_dir}")
+        return {"content": lc.item(), "style": float(ls.detach())}
+
+    history: list[dict] = []
+    done = 0
+    phases = (("autoencoder", cfg.ae_iterations, ae_step), ("style", cfg.style_iterations, style_step))
+    for phase, n_iter, step in phases:
+        if n_iter <= 0:
+            continue
+        if phase == "style":  # freeze the encoder, train the decoder for style
+            opt = _decoder_optimizer(net, cfg)
         else:
-            a, b = batch(src), batch(tgt)
-            content, style = (a, b) if torch.rand((), generator=gen) < 0.5 else (b, a)
-            alpha = torch.rand(cfg.batch_size, generator=gen).to(device)
-            lc, ls, _ = style_losses(net, content, style, alpha)
-            loss = lc + cfg.style_weight * ls
-            parts = {"content": lc.item(), "style": float(ls.detach())}
-        checked_step(loss, opt, f"[style_net {cfg.task}] the loss", f"at iteration {it + 1}",
-                     f"lower lr (now {cfg.lr}); finished iterations are kept in {path}")
-        for k, v in parts.items():
-            running.setdefault(k, []).append(v)
-        done = it + 1
-        if done % cfg.checkpoint_every == 0 or done in (cfg.ae_iterations, total):
-            history.append({"iteration": done, **{k: sum(v) / len(v) for k, v in running.items()}})
-            running = {}
-            log(f"[style_net {cfg.task}] iteration {done}/{total}  "
-                + "  ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "iteration"))
-            atomic_torch_save({"format_version": FORMAT_VERSION, "stage": "style_net", "config": _cfg(cfg),
-                               "iteration": done, "net": net.state_dict(), "optimizer": opt.state_dict(),
-                               "generator": gen.get_state(), "history": history}, path)
-        if on_iteration is not None:
-            on_iteration(it)
+            opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
+        epochs, iters = phase_epochs(n_iter, cfg.checkpoint_every)
+        spec = LoopSpec(f"{tag} {phase}", "style_net", cfg, run_dir / phase, epochs, iters, cfg.batch_size,
+                        header={"phase": phase, "precision": precision_name(dtype)})
+
+        def at(e, i, offset=done, iters=iters):
+            if on_iteration is not None:
+                on_iteration(offset + e * iters + i)
+
+        def end_epoch(e, record, offset=done, iters=iters):
+            return {"iteration": offset + (e + 1) * iters}
+
+        def describe(r):
+            return "  ".join(f"{k} {r[k]:.4f}" for k in ("reconstruction", "content", "style") if k in r)
+
+        history += run_epochs(spec, {"net": net, "optimizer": opt, "generator": gen}, step, end_epoch,
+                              begin_epoch=lambda e: net.train(), describe=describe, log=log,
+                              show_progress=show_progress, on_iteration=at)
+        done += n_iter
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     return TrainResult("style_net", cfg, state, history, dict(history[-1]) if history else {}, run_dir)
 
@@ -159,12 +176,6 @@ def _decoder_optimizer(net: StyleNet, cfg: StyleTrainConfig):
         p.requires_grad_(False)
     params = list(net.decoder_levels.parameters()) + list(net.to_rgb.parameters())
     return torch.optim.Adam(params, lr=cfg.lr)
-
-
-def _cfg(cfg):
-    from ..config import to_dict
-
-    return to_dict(cfg)
 
 
 def load_style_net(result: TrainResult, device="cpu") -> StyleNet:
@@ -178,14 +189,31 @@ def load_style_net(result: TrainResult, device="cpu") -> StyleNet:
 
 @torch.no_grad()
 def stylize(style_net: StyleNet, content: torch.Tensor, style: torch.Tensor, alpha_range: tuple[float, float],
-            prob: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, bool]:
+            prob: float, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+            features: dict | None = None) -> tuple[torch.Tensor, bool]:
     """UniFrame's per-batch style augmentation: with probability ``prob`` the whole batch
     is restyled towards ``style`` (matched image by image) with alpha ~ U(alpha_range),
-    else returned unchanged. Returns (images, whether it was restyled)."""
+    else returned unchanged. Returns (images, whether it was restyled).
+
+    The encoder and decoder run under autocast ``dtype`` (AdaIN's statistics in fp32).
+    ``features``: a dict shared by the calls of one step, so that an image batch used both
+    as content and as style (s2t and t2s of the mean teacher) is encoded once."""
     if prob <= 0 or torch.rand((), generator=generator).item() >= prob:
         return content, False
     lo, hi = alpha_range
     alpha = lo + (hi - lo) * torch.rand((), generator=generator).item()
     if style.shape[0] != content.shape[0]:
         style = style[torch.arange(content.shape[0]) % style.shape[0]]
-    return style_net(content, style.to(content.device), alpha).clamp(0, 1), True
+    style = style.to(content.device)
+    cache = {} if features is None else features
+
+    def encode(x):
+        if id(x) not in cache:
+            with autocast(x.device, dtype):
+                cache[id(x)] = (x, [f.float() for f in style_net.encode(x)])  # x pinned: its id stays unique
+        return cache[id(x)][1]
+
+    mixed = style_net.transfer_features(encode(content), encode(style), alpha)
+    with autocast(content.device, dtype):
+        out = style_net.decode(mixed)
+    return out.float().clamp(0, 1), True

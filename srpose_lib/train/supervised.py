@@ -36,6 +36,7 @@ from .loop import Box, LoopSpec, endless_batches, lr_of, run_epochs
 from .losses import build_loss
 from .precision import PRECISIONS, autocast, precision_name, resolve_precision
 from .step import checked_step
+from .style import StyleTrainConfig
 
 STAGE_DOMAIN = {"source_only": "source", "oracle": "target", "pretrain": "source"}
 
@@ -88,7 +89,7 @@ class SupervisedConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    style: object = None  # StyleTrainConfig of StyleNet f_sty (stage 'pretrain' only)
+    style: StyleTrainConfig | None = None  # StyleNet f_sty (stage 'pretrain' only)
     style_aug: StyleAugConfig = StyleAugConfig()
 
     def __post_init__(self):
@@ -180,7 +181,8 @@ def train_supervised(cfg: SupervisedConfig, run_dir: str | Path, data: Benchmark
             ref_idx = torch.randint(len(style_refs), (cfg.train.batch_size,), generator=gen)[rows]
             refs = style_refs.images[ref_idx].to(device).float().div_(255.0)
             with torch.no_grad():
-                images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen)
+                images, _ = stylize(style_net, images, refs, cfg.style_aug.s2t_alpha, cfg.style_aug.s2t_prob, gen,
+                                    dtype)
         with autocast(device, dtype):
             out = net(images)
         loss = loss_fn(out.float(), heatmaps, weights)
