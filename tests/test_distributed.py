@@ -1,5 +1,5 @@
 """Headless training (``python -m srpose_lib.train``) and DistributedDataParallel under torchrun
-(CPU, gloo, 2 processes, smoke configuration); train/cli.py and train/distributed.py."""
+(CPU, gloo, 2 processes, smoke configuration); srpose_lib/headless.py and train/distributed.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import torch
 
 from srpose_lib import presets, runner
 from srpose_lib.errors import ConfigError
-from srpose_lib.train import cli, distributed
+from srpose_lib import headless as cli
+from srpose_lib.train import distributed
 from srpose_lib.train.distributed import DistContext
 
 pytestmark = pytest.mark.distributed

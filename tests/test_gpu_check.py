@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import gpu_check  # noqa: E402
 
-from srpose_lib.train import cli  # noqa: E402
+from srpose_lib import headless as cli  # noqa: E402
 
 
 def test_tiny_check_of_the_supervised_stage_writes_a_record(tmp_path):

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..data.real import RealTaskConfig
 from ..skeletons import Skeleton
+from ..synth.benchmark import BenchmarkConfig
 from .limits import Hinge, clamp_ball, clamp_hinge, default_limits, flexion_side
 
 # Joint limits by child joint name (:mod:`srpose_lib.adapt.limits`): signed hinges (fingers'
@@ -228,7 +230,7 @@ def relative_reprojection_error(net, bone_ratios: torch.Tensor, xy: torch.Tensor
 class LiftingTrainConfig:
     """What determines a lifting network: the source data it learns from and its schedule."""
 
-    benchmark: object  # BenchmarkConfig of the task (its source train/val splits)
+    benchmark: BenchmarkConfig | RealTaskConfig  # the task's data (its source train/val splits)
     net: LiftingConfig = LiftingConfig()
     seed: int = 0
 

@@ -27,15 +27,15 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .. import config as config_mod
-from ..errors import ConfigError, SrposeError, did_you_mean
+from . import config as config_mod
+from .errors import ConfigError, SrposeError, did_you_mean
 
 #: What each stage name trains, through which method of ``pipeline.Stages``.
 SUPERVISED = ("source_only", "oracle", "pretrain")
 
 
 def stage_names() -> tuple[str, ...]:
-    from ..presets import STAGES
+    from .presets import STAGES
 
     return STAGES
 
@@ -116,7 +116,7 @@ def _current(cfg, key: str):
 def build_config(stage: str, mode: str, task: str, params: Sequence[tuple[str, str]] = ()):
     """``presets.config_for(stage, mode, task)`` with the ``-p`` overrides, each checked
     against the field it replaces (unknown names get the config's did-you-mean)."""
-    from .. import presets
+    from . import presets
 
     if stage not in presets.STAGES:
         raise ConfigError(f"unknown stage {stage!r}", did_you_mean(stage, presets.STAGES))
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: name the stage to train (--list names them)", file=sys.stderr)
         return 2
-    from . import distributed
+    from .train import distributed
 
     try:
         return _run(args, distributed)
@@ -168,10 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args, distributed) -> int:
-    from .. import presets, utils
-    from ..data.benchmark import BenchmarkData
-    from ..pipeline import Stages
-    from .loop import Stopped, stop_after
+    from . import presets, utils
+    from .data.benchmark import BenchmarkData
+    from .pipeline import Stages
+    from .train.loop import Stopped, stop_after
 
     cfg = build_config(args.stage, args.mode, args.task, args.param)
     device = distributed.device_for(args.device)
