@@ -105,3 +105,26 @@ def test_baseline_needs_no_lifting_and_methods_must_match_strategies(setup, tmp_
         adapt_cfg(pre, lcfg, method="pseudo", strategy="m3d")
     with pytest.raises(ConfigError, match="lifting"):
         adapt_cfg(pre, None, method="pseudo_m3d", strategy="m3d")
+
+
+def test_mechanism_instruments_agree_with_the_used_label_correctness(setup, tmp_path):
+    """Per-mask precision/coverage and the error taxonomy are recorded every epoch; with the two
+    independent terms (ours, never combined) the share of used labels that are correct is exactly
+    the coverage-weighted mean of M_2D's and M_3D's precision."""
+    from srpose_lib.adapt.stats import instrument_metrics
+
+    data, pre, pretrained, lcfg, lifting = setup
+    res = train_adaptation(adapt_cfg(pre, lcfg, epochs=1, combine=1.01), tmp_path / "i", data, pretrained,
+                           lifting=lifting, log=quiet, show_progress=False)
+    r = res.history[0]
+    p2, c2, p3, c3 = r["precision/m2d"], r["coverage/m2d"], r["precision/m3d"], r["coverage/m3d"]
+    assert c2 == pytest.approx(r["m2d_share"]) and c3 == pytest.approx(r["m3d_share"])
+    assert r["correct"] == pytest.approx((p2 * c2 + p3 * c3) / (c2 + c3), abs=1e-6)
+    # M_3D removes some 2D labels and adds some 3D ones: the parts add up to the masks
+    assert r["coverage/m2d_not_m3d"] <= c2 and r["coverage/m3d_not_m2d"] <= c3
+    shares = [r[f"errors/{t}"] for t in ("jitter", "inversion", "swap", "miss")]
+    if r["correct"] < 1:
+        assert sum(shares) == pytest.approx(1.0)
+    names = instrument_metrics(res.history, "hand", "ours")
+    assert names["pl/hand/ours/precision/m3d/epoch_1"] == p3
+    assert "pl/hand/ours/errors/swap/epoch_1" in names and "pl/hand/ours/overlap/epoch_1" in names

@@ -305,6 +305,36 @@ def test_equivariance_term_adds_to_the_reconstruction_loss():
     assert torch.isfinite(more) and more > plain
 
 
+def test_grad_toward_truth_probe_measures_only_when_asked_and_uses_the_pairs_ground_truth(monkeypatch):
+    """The +rec instrument: with ``probe`` set, L_rec's gradient at the student's driving keypoints
+    is compared with (ground truth - prediction) of exactly the images the keypoints belong to."""
+    from srpose_lib.eval import instruments as ins
+    from srpose_lib.models import build_pose_net
+
+    cfg = _tiny_geometric_config()
+    pcfg = cfg.pretrain
+    split = render_split(dataclasses.replace(pcfg.benchmark, num_train=32), "target", "train")
+    torch.manual_seed(0)
+    student, teacher = build_pose_net(pcfg.model, 21), build_pose_net(pcfg.model, 21)
+    term = G.RecTerm(cfg, Reconstructor(cfg.generator.net, HAND21), split, 1e-3, "cpu")
+    term.loss(student, teacher, torch.arange(4), torch.Generator().manual_seed(0))
+    assert term.last_probe is None  # not asked
+    seen, real = {}, ins.grad_toward_gt
+
+    def spy(pred, grad, gt, skeleton, px_per_unit=1.0):
+        seen.update(pred=pred, gt=gt)
+        return real(pred, grad, gt, skeleton, px_per_unit)
+
+    monkeypatch.setattr(ins, "grad_toward_gt", spy)
+    term.probe = True
+    term.loss(student, teacher, torch.arange(4), torch.Generator().manual_seed(0))
+    out = term.last_probe
+    assert out is not None and 0.0 <= out["all"] <= 1.0 and set(out) >= {"all", "err_lt_2px", "err_gt_5px"}
+    n = cfg.rec.batch_size if cfg.rec.batch_size < 4 else 4
+    torch.testing.assert_close(seen["gt"][:n], split.keypoints[:n].float())  # the driving images' own truth
+    assert seen["pred"].shape == seen["gt"].shape == (2 * n, 21, 2)
+
+
 def test_the_reconstruction_term_is_an_optional_part_of_the_adaptation_config():
     from srpose_lib import presets
 

@@ -370,6 +370,10 @@ class RecTerm:
                                     betas=(0.5, 0.999)) if self.finetune else None
         perceptual = build_perceptual(cfg.generator.loss)
         self.perceptual = perceptual.to(device) if perceptual is not None else None
+        # instrument (analysis only): when ``probe`` is set, the next :meth:`loss` measures for the
+        # student's driving keypoints whether -dL_rec/dp points towards the ground truth
+        self.probe = False
+        self.last_probe: dict | None = None
 
     def weight(self, step: int) -> float:
         ramp = min(1.0, (step + 1) / self.rc.ramp_iters) if self.rc.ramp_iters > 0 else 1.0
@@ -397,9 +401,27 @@ class RecTerm:
         with autocast(self.device, self.dtype):
             out = self.net(base, p_base.detach(), p_driving, bg)
         loss = reconstruction_loss(out["prediction"].float(), driving, self.cfg.generator.loss, self.perceptual)
+        if self.probe and p_driving.requires_grad:
+            self.last_probe = self._grad_toward_gt(loss, p_driving, b, idx)
         if self.rc.equivariance > 0:
             loss = loss + self.rc.equivariance * self._equivariance(student, images, p_student, generator)
         return loss, heat
+
+    def _grad_toward_gt(self, loss, p_driving, b: dict, idx: torch.Tensor) -> dict:
+        """Shares of the driving keypoints whose -dL_rec/dp has a positive cosine with
+        (ground truth - prediction), per joint group and error size (eval/instruments.py).
+        The ground truth is read for this analysis only; it never enters the loss."""
+        from ..eval.instruments import grad_toward_gt
+        from ..synth.domains import task_skeleton
+
+        grad = torch.autograd.grad(loss, p_driving, retain_graph=True)[0]
+        kp = self.split.keypoints.float()
+        gt_driving = kp[idx].to(self.device)
+        base_idx = b["base_index"].cpu()
+        gt_base = torch.where(b["synthetic"][:, None, None], warp_keypoints(gt_driving, b["affine"]),
+                              kp[base_idx].to(self.device))
+        gt = torch.cat([gt_driving, gt_base])  # p_driving = [driving images, base images]
+        return grad_toward_gt(p_driving.detach(), grad, gt, task_skeleton(self.cfg.task))
 
     def _equivariance(self, student, images, keypoints, generator) -> torch.Tensor:
         from ..recon.losses import equivariance_loss

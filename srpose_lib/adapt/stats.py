@@ -6,11 +6,19 @@
   coincidence of wrong labels between consecutive epochs (|W_{t-1} ∩ W_t| / |W_{t-1} ∪ W_t|,
   Table B(b)) and the cumulative share of training labels correct at least once
   (saturation, supplementary §C.2). Counts stay on the device during an epoch (one
-  synchronisation per epoch).
+  synchronisation per epoch). The mechanism instruments too: for each mask (M_2D, M_3D, the
+  2D labels M_3D removes, the 3D labels it adds) its precision (share of its labels correct
+  at PCK@0.05) and coverage (share of all joints it selects), and the error taxonomy of the
+  wrong labels the strategy used (jitter / inversion / swap / miss, after Ronchi & Perona,
+  ICCV 2017, https://arxiv.org/abs/1707.05388), as record fields ``precision/<mask>``,
+  ``coverage/<mask>``, ``errors/<type>`` (:func:`instrument_metrics` names them).
 * :class:`CombineMasks` — ours: combine M_2D and M_3D once their overlap reaches
   ``pseudo.combine_overlap`` (part of the method; resumable).
 * :class:`GradientRatioProbe` — +rec: the norm of the keypoint gradient (at the pose net's
-  last layer) of λ_rec · L_rec over that of λ_c · L_cons, every ``rec.grad_every`` iterations.
+  last layer) of λ_rec · L_rec over that of λ_c · L_cons, every ``rec.grad_every`` iterations;
+  and in the same iterations whether -∇L_rec at the student's driving keypoints points towards
+  the ground truth (``grad_toward_gt/<group>``, ``grad_toward_gt/err_lt_2px`` ...: does L_rec
+  carry correction signal in training, not only in notebook 04's demo?).
 """
 
 from __future__ import annotations
@@ -18,15 +26,20 @@ from __future__ import annotations
 import torch
 
 from ..data.transforms import warp_keypoints
+from ..eval import instruments as ins
+from ..skeletons import Skeleton
 from ..train.loop import Callback
 from .config import AdaptConfig
+
+MASKS = ("m2d", "m3d", "m2d_not_m3d", "m3d_not_m2d")
 
 
 class PseudoLabelStats(Callback):
     """The pseudo-label analyses of every epoch (fields of the epoch's record)."""
 
-    def __init__(self, split, cfg: AdaptConfig, device: torch.device | str = "cpu"):
+    def __init__(self, split, cfg: AdaptConfig, device: torch.device | str = "cpu", skeleton: Skeleton | None = None):
         self.split = split
+        self.skeleton = skeleton if skeleton is not None else split.skeleton
         self.device = torch.device(device)
         pcfg = cfg.pretrain
         self.h = pcfg.data.target.heatmap_size
@@ -43,7 +56,11 @@ class PseudoLabelStats(Callback):
 
     def on_epoch_start(self, epoch: int) -> None:
         zero = lambda: torch.zeros((), dtype=torch.long, device=self.device)  # noqa: E731
-        self.counts = {k: zero() for k in ("inter", "union", "used", "correct", "m2d", "m3d")}
+        self.counts = {k: zero() for k in ("inter", "union", "used", "correct", "m2d", "m3d", "joints")}
+        for m in MASKS:
+            self.counts[f"sel/{m}"], self.counts[f"ok/{m}"] = zero(), zero()
+        for t in ins.ERROR_TYPES:
+            self.counts[f"err/{t}"] = zero()
         self.total = 0
         self.has_m3d = False
         self.wrong = torch.zeros_like(self.wrong_prev, device=self.device)
@@ -61,10 +78,24 @@ class PseudoLabelStats(Callback):
             c["inter"] += (labels.m2d & labels.m3d).sum()
             c["union"] += (labels.m2d | labels.m3d).sum()
             c["m3d"] += labels.m3d.sum()
+        thresh = 0.05 * self.h
+        c["joints"] += labels.m2d.numel()
+        ok2 = ins.correct(labels.coords2d, gt, thresh)
+        sets = {"m2d": (labels.m2d, ok2)}
+        if labels.m3d is not None:
+            ok3 = ins.correct(labels.coords3d, gt, thresh)
+            sets.update({"m3d": (labels.m3d, ok3), "m2d_not_m3d": (labels.m2d & ~labels.m3d, ok2),
+                         "m3d_not_m2d": (labels.m3d & ~labels.m2d, ok3)})
+        for name, (sel, ok) in sets.items():
+            c[f"sel/{name}"] += sel.sum()
+            c[f"ok/{name}"] += (sel & ok).sum()
         cols = torch.arange(labels.m2d.shape[1], device=self.device)[None].expand_as(labels.m2d)
         rows = idx[:, None].expand_as(labels.m2d)
         for _, coords, mask in pb.terms:
-            ok = (coords - gt).norm(dim=-1) < 0.05 * self.h
+            code = ins.classify_errors(coords, gt, thresh, self.skeleton)
+            for i, t in enumerate(ins.ERROR_TYPES):
+                c[f"err/{t}"] += ((code == i + 1) & mask).sum()
+            ok = (coords - gt).norm(dim=-1) < thresh
             c["used"] += mask.sum()
             c["correct"] += (mask & ok).sum()
             self.wrong[rows[mask & ~ok], cols[mask & ~ok]] = True
@@ -83,6 +114,26 @@ class PseudoLabelStats(Callback):
             "wrong_coincidence": inter / union if union and epoch > 0 else None,  # needs two epochs
             "saturation": float(self.ever_correct.float().mean()),
         })
+        wrong_used = sum(c[f"err/{t}"] for t in ins.ERROR_TYPES)
+        for m in MASKS:
+            if m == "m2d" or self.has_m3d:
+                record[f"precision/{m}"] = c[f"ok/{m}"] / c[f"sel/{m}"] if c[f"sel/{m}"] else None
+                record[f"coverage/{m}"] = c[f"sel/{m}"] / max(1, c["joints"])
+        for t in ins.ERROR_TYPES:
+            record[f"errors/{t}"] = c[f"err/{t}"] / wrong_used if wrong_used else None
+
+
+def instrument_metrics(history: list[dict], task: str, strategy: str) -> dict:
+    """The per-epoch instruments of an adaptation history under the metric names
+    ``pl/<task>/<strategy>/{precision,coverage}/<mask>/epoch_<N>`` and
+    ``pl/<task>/<strategy>/errors/<type>/epoch_<N>`` (plus ``overlap``)."""
+    out = {}
+    for r in history:
+        parts = {k: v for k, v in r.items() if k.split("/")[0] in ("precision", "coverage", "errors")}
+        if r.get("overlap") is not None:
+            parts["overlap"] = r["overlap"]
+        out.update(ins.named(parts, f"pl/{task}/{strategy}", r["epoch"]))
+    return out
 
 
 class CombineMasks(Callback):
@@ -122,7 +173,10 @@ class GradientRatioProbe(Callback):
 
     def on_epoch_start(self, epoch: int) -> None:
         self.ratios: list[float] = []
+        self.toward: list[dict] = []  # grad-toward-truth shares of the probed iterations
         self.lam = 0.0
+        if self.rec is not None:
+            self.rec.probe = True  # the epoch's first iteration is probed too
 
     def measure(self, it: int, student: torch.nn.Module, terms) -> None:
         if self.rec is None or it % self.every or not terms.cons.requires_grad:
@@ -136,11 +190,19 @@ class GradientRatioProbe(Callback):
 
     def on_step(self, epoch: int, it: int, out: dict) -> None:
         self.lam = out.get("lambda_rec", 0.0)
+        if self.rec is not None:
+            if self.rec.last_probe is not None:
+                self.toward.append(self.rec.last_probe)
+                self.rec.last_probe = None
+            self.rec.probe = (it + 1) % self.every == 0  # measure in the next iteration's L_rec
 
     def on_epoch_end(self, epoch: int, record: dict) -> None:
         if self.rec is not None:
             record["lambda_rec"] = self.lam
             record["grad_ratio"] = sum(self.ratios) / len(self.ratios) if self.ratios else None
+            for key in sorted({k for d in self.toward for k in d}):
+                vals = [d[key] for d in self.toward if d.get(key) is not None]
+                record[f"grad_toward_gt/{key}"] = sum(vals) / len(vals) if vals else None
 
 
 def describe_epoch(r: dict) -> str:
@@ -153,3 +215,12 @@ def describe_epoch(r: dict) -> str:
         ratio = r["grad_ratio"] if r.get("grad_ratio") is not None else float("nan")
         text += f"  rec {r['loss_rec']:.4f} (λ {r['lambda_rec']:.2g}, keypoint-gradient ratio {ratio:.2f})"
     return text
+
+
+def rec_instrument_metrics(history: list[dict], task: str) -> dict:
+    """+rec's grad-toward-truth shares under ``rec/<task>/grad_toward_gt/<part>/epoch_<N>``."""
+    out = {}
+    for r in history:
+        parts = {k: v for k, v in r.items() if k.startswith("grad_toward_gt/")}
+        out.update(ins.named(parts, f"rec/{task}", r["epoch"]))
+    return out

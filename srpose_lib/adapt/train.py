@@ -65,7 +65,7 @@ def train_adaptation(cfg: AdaptConfig, run_dir: str | Path, data: BenchmarkData,
     loss_fn, gen = build_loss(cfg.train.loss), torch.Generator().manual_seed(cfg.seed + 7)
     B, iters = cfg.train.batch_size, cfg.train.iters_per_epoch or max(1, len(target) // cfg.train.batch_size)
     rec = _rec_term(cfg, recon, target, device, dtype)
-    stats, probe = PseudoLabelStats(target, cfg, device), GradientRatioProbe(cfg, rec)
+    stats, probe = PseudoLabelStats(target, cfg, device, sk), GradientRatioProbe(cfg, rec)
     masks = CombineMasks(cfg, log, tag)
     epoch_data = Box()  # this epoch's source batches and target order (drawn at its start)
 
