@@ -120,9 +120,15 @@ def _supervised(stage: str, mode: str, task: str) -> SupervisedConfig:
                             model=model, train=train)
 
 
-def config_for(stage: str, mode: str, task: str, **overrides):
+def config_for(stage: str, mode: str, task: str, seed: int | None = None, **overrides):
     """The configuration of ``stage`` in run mode ``mode`` for ``task``, with overrides by
     field name (``epochs=3``, ``train__lr=1e-3`` or ``**{"model.arch": "resnet18"}``).
+
+    ``seed`` (a notebook's ``SEED``) becomes the seed of every stage that trains for it — the
+    stage itself and the stages it starts from (pre-training, StyleNet, lifting, W + G) — while
+    the data stays the same (:func:`with_seed`). So a new seed trains anew, the cache keeps
+    seeds apart, and for one seed every method shares one pre-trained model and one W + G
+    (a paired design: seed noise cancels in the differences between methods).
 
     Stages: ``source_only``, ``oracle``, ``pretrain`` (source + style augmentation, the
     paper's L_pre-train), ``style_net``, ``lifting``, and the adaptation methods
@@ -155,7 +161,30 @@ def config_for(stage: str, mode: str, task: str, **overrides):
         cfg = COMPARISON_STAGES[stage](mode, task)
     else:
         cfg = _adaptation(stage, mode, task)
+    if seed is not None:
+        cfg = with_seed(cfg, seed)
     return override(cfg, **overrides) if overrides else cfg
+
+
+def with_seed(cfg, seed: int):
+    """``cfg`` with ``seed`` in every nested training config (every dataclass with a ``seed``
+    field), except the data's own (:class:`BenchmarkConfig`, :class:`RealTaskConfig`: the
+    rendered or prepared images stay the same for every training seed)."""
+    import dataclasses
+
+    from .data.real import RealTaskConfig
+    from .synth.benchmark import BenchmarkConfig
+
+    def walk(node):
+        if not dataclasses.is_dataclass(node) or isinstance(node, (BenchmarkConfig, RealTaskConfig)):
+            return node
+        changes = {f.name: walk(getattr(node, f.name)) for f in dataclasses.fields(node)
+                   if dataclasses.is_dataclass(getattr(node, f.name))}
+        if any(f.name == "seed" for f in dataclasses.fields(node)):
+            changes["seed"] = seed
+        return replace(node, **changes) if changes else node
+
+    return walk(cfg)
 
 
 def _lifting(mode: str, task: str):
@@ -268,16 +297,14 @@ ADAPTATION_METHODS = ("baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "p
 
 def method_config(method: str, mode: str, task: str, epochs: int = 0, seed: int | None = None):
     """An adaptation method's config with its mean-teacher ``epochs`` (0 keeps the mode's
-    default) and adaptation ``seed`` set, whether or not it has the reconstruction term
-    (W + G and the pre-training are shared across seeds)."""
+    default) and ``seed`` set in every stage it trains (:func:`config_for`), whether or not it
+    has the reconstruction term."""
     if method not in ADAPTATION_METHODS:
         raise ConfigError(f"unknown adaptation method {method!r}", did_you_mean(method, ADAPTATION_METHODS))
     changes = {}
     if epochs > 0:
         changes["train.epochs"] = epochs
-    if seed is not None:
-        changes["seed"] = seed
-    return config_for(method, mode, task, **changes)
+    return config_for(method, mode, task, seed=seed, **changes)
 
 
 # ----------------------------------------------------------------------------- Fig A's other systems

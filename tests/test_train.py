@@ -134,3 +134,49 @@ def test_config_errors_name_the_field():
         config_for("oracle", "quick", "hand", noise=(0.0, 0.0))  # source or target?
     cfg = config_for("oracle", "quick", "hand", **{"benchmark.target.noise": (0.0, 0.0)}, rotation=10.0)
     assert cfg.benchmark.target.noise == (0.0, 0.0) and cfg.data.augment.rotation == 10.0
+
+
+def test_seed_reaches_every_training_stage_but_not_the_data():
+    """A notebook's SEED trains anew: every nested training config takes it (paired design:
+    one pre-training and one W + G per seed, shared by that seed's methods), the data do not."""
+    import dataclasses
+
+    from srpose_lib import presets
+    from srpose_lib.train.cache import run_key
+
+    def seeds(node, path=""):
+        out = {}
+        if dataclasses.is_dataclass(node):
+            for f in dataclasses.fields(node):
+                if f.name == "seed":
+                    out[path + "seed"] = getattr(node, f.name)
+                out.update(seeds(getattr(node, f.name), f"{path}{f.name}."))
+        return out
+
+    found = seeds(presets.config_for("pseudo_rec", "smoke", "hand", seed=3))
+    data = {k: v for k, v in found.items() if "benchmark." in k}
+    training = {k: v for k, v in found.items() if k not in data}
+    assert {"seed", "pretrain.seed", "style.seed", "lifting.seed", "generator.seed",
+            "generator.predictor.pretrain.seed"} <= set(training)
+    assert set(training.values()) == {3} and set(data.values()) == {0}
+    assert presets.config_for("baseline", "smoke", "hand", seed=0) == presets.config_for("baseline", "smoke", "hand")
+    a, b = (presets.method_config("rec", "smoke", "hand", seed=s) for s in (0, 1))
+    assert run_key("rec", a) != run_key("rec", b) and a.pretrain.benchmark == b.pretrain.benchmark
+    # the same seed: every method shares one pre-training and one W + G
+    assert presets.method_config("pseudo_rec", "smoke", "hand", seed=1).generator == b.generator
+
+
+def test_notebooks_pass_their_seed_to_every_training_config():
+    import json
+    import re
+    from pathlib import Path
+
+    calls = []
+    for path in sorted(Path(__file__).resolve().parents[1].glob("notebooks/0[1-8]_*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                src = "".join(cell["source"])
+                calls += [(path.name, m) for m in re.findall(r"presets\.(?:config_for|method_config)\((?:[^()]|\([^()]*\))*\)", src)]
+    assert calls
+    missing = [(n, c) for n, c in calls if "seed" not in c]
+    assert not missing, f"these calls do not pass the notebook's seed (seed=ctx.seed): {missing}"
