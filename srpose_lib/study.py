@@ -5,6 +5,7 @@ variants with paired confidence intervals.
         --seeds 0,1,2 --variant fp32 train.precision=fp32 --variant bf16 train.precision=bf16 \\
         --out results/quick/precision
     python -m srpose_lib.study summary results/quick/precision --baseline fp32
+    python -m srpose_lib.study readme     # the README's tables from the committed records
 
 One JSON record per run (``<out>/<task>-<variant>-seed<N>.json``) with the git commit, the
 config's cache key (stage + hash), the seed, the wall time, the machine's bench figure (when
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -197,9 +199,69 @@ def format_summary(summary: dict, baseline: str) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(summary: dict, baseline: str) -> str:
+    """One row per task and variant: mean ± std over seeds, and the paired difference to
+    ``baseline`` with its 95 % interval (what the README shows; :func:`update_readme`)."""
+    lines = ["| task | variant | seeds | mean ± std | paired difference to " + baseline + " [95 % CI] |",
+             "|---|---|---|---|---|"]
+    for task, variants in summary.items():
+        for variant in sorted(variants, key=lambda v: (v != baseline, v)):
+            for key, e in variants[variant].items():
+                sd = f" ± {e['std']:.1f}" if e["std"] is not None else ""
+                p = e.get("paired_vs_" + baseline)
+                if p is None:
+                    diff = "—"
+                elif p["lo"] is None:
+                    diff = f"{p['mean']:+.2f} (one seed)"
+                else:
+                    diff = f"{p['mean']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]"
+                seeds = ",".join(str(x) for x in e["seeds"])
+                lines.append(f"| {task} | {variant} | {seeds} | {e['mean']:.1f}{sd} | {diff} |")
+    return "\n".join(lines)
+
+
+_BLOCK = re.compile(r"(<!-- study: (?P<folder>\S+) baseline=(?P<base>\S+) metric=(?P<metric>\S+) -->\n)"
+                    r"(?P<body>.*?)(<!-- /study -->)", re.S)
+
+
+def readme_blocks(text: str, root: Path) -> list[tuple[str, str]]:
+    """(current, expected) body of every study block of a README: the table
+    :func:`markdown_table` makes from the committed records the block names."""
+    out = []
+    for m in _BLOCK.finditer(text):
+        summary = summarize(load_records(root / m["folder"]), m["base"], m["metric"])
+        out.append((m["body"], markdown_table(summary, m["base"]) + "\n"))
+    return out
+
+
+def update_readme(path: Path, root: Path) -> int:
+    """Rewrite every study block of ``path`` from its records; returns how many changed."""
+    text = path.read_text()
+    changed = 0
+
+    def fill(m):
+        nonlocal changed
+        summary = summarize(load_records(root / m["folder"]), m["base"], m["metric"])
+        body = markdown_table(summary, m["base"]) + "\n"
+        changed += body != m["body"]
+        return m.group(1) + body + m.group(6)
+
+    path.write_text(_BLOCK.sub(fill, text))
+    return changed
+
+
 def cmd_summary(args) -> int:
     summary = summarize(load_records(args.folder), args.baseline, args.metric)
-    print(format_summary(summary, args.baseline))
+    print(markdown_table(summary, args.baseline) if args.markdown else format_summary(summary, args.baseline))
+    return 0
+
+
+def cmd_readme(args) -> int:
+    from .utils import repo_root
+
+    root = repo_root()
+    n = update_readme(Path(args.readme) if args.readme else root / "README.md", root)
+    print(f"{n} study table(s) updated")
     return 0
 
 
@@ -220,9 +282,12 @@ def main(argv=None) -> int:
     s.add_argument("folder")
     s.add_argument("--baseline", required=True)
     s.add_argument("--metric", default="target_test/all", help="metric-name suffix to report")
+    s.add_argument("--markdown", action="store_true", help="print the README's table")
+    m = sub.add_parser("readme", help="rewrite the README's study tables from the committed records")
+    m.add_argument("--readme", default="")
     args = parser.parse_args(argv)
     try:
-        return cmd_run(args) if args.cmd == "run" else cmd_summary(args)
+        return {"run": cmd_run, "summary": cmd_summary, "readme": cmd_readme}[args.cmd](args)
     except SrposeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
