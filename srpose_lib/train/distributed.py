@@ -149,6 +149,25 @@ class DistContext:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
+    def any(self, flags: torch.Tensor) -> bool:
+        """Whether any rank has a true element in ``flags`` (one all-reduce, MAX)."""
+        out = flags.detach().any().to(torch.uint8).reshape(1)
+        if self.distributed:
+            dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return bool(out.item())
+
+    def max(self, values: torch.Tensor) -> torch.Tensor:
+        """The elementwise maximum over all ranks (per-image flags: any rank's; the tensor itself on one process)."""
+        if not self.distributed:
+            return values
+        out = values.detach().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return out
+
+    def rows_of(self, global_batch: int) -> "Rows":
+        """:class:`Rows` of this rank in a global batch of ``global_batch`` (random draws per image)."""
+        return Rows(self.rows(global_batch), global_batch)
+
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (a picklable Python object)."""
         if not self.distributed:
@@ -156,6 +175,25 @@ class DistContext:
         box = [obj]
         dist.broadcast_object_list(box, src=src)
         return box[0]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """This rank's ``rows`` of a global batch of ``total`` images, for random draws made per
+    image: :meth:`rand` draws for all ``total`` images from the generator every rank shares
+    (so the stream advances identically on every rank) and keeps this rank's rows; one
+    process (``rows`` = all of them) gets exactly ``torch.rand(total, ...)``."""
+
+    rows: slice
+    total: int
+
+    def rand(self, *rest: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.rand((self.total, *rest), generator=generator)[self.rows]
+
+    def any(self, flags: torch.Tensor) -> bool:
+        """Whether any row of the global batch has a true flag (a draw conditioned on it must
+        be made, or skipped, on every rank alike)."""
+        return _CONTEXT.any(flags)
 
 
 _CONTEXT = DistContext()
