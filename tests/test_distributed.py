@@ -263,7 +263,8 @@ def test_two_process_mean_teacher_matches_one_and_an_interrupted_run_resumes(tmp
     (pre_dir,) = (one / "runs").glob("pretrain-hand-*")
     x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     outs = []
-    for sd in (ref["state_dict"], got["state_dict"], torch.load(pre_dir / "final.pt", weights_only=False)["state_dict"]):
+    pre = torch.load(pre_dir / "final.pt", weights_only=False)["state_dict"]
+    for sd in (ref["state_dict"], got["state_dict"], pre):
         model = build_pose_net(cfg.pretrain.model, 21)
         model.load_state_dict(sd)
         with torch.no_grad():

@@ -7,12 +7,14 @@
   Table B(b)) and the cumulative share of training labels correct at least once
   (saturation, supplementary §C.2). Counts stay on the device during an epoch (one
   synchronisation per epoch); under torchrun they are all-reduced at its end (counts: SUM,
-  per-image flags: MAX), so every rank records the global batch's statistics. The mechanism instruments too: for each mask (M_2D, M_3D, the
-  2D labels M_3D removes, the 3D labels it adds) its precision (share of its labels correct
-  at PCK@0.05) and coverage (share of all joints it selects), and the error taxonomy of the
-  wrong labels the strategy used (jitter / inversion / swap / miss, after Ronchi & Perona,
-  ICCV 2017, https://arxiv.org/abs/1707.05388), as record fields ``precision/<mask>``,
-  ``coverage/<mask>``, ``errors/<type>`` (:func:`instrument_metrics` names them).
+  per-image flags: MAX), so every rank records the global batch's statistics. The mechanism
+  instruments too: for each mask (M_2D, M_3D, the 2D labels M_3D removes, the 3D labels it
+  adds) its precision (share of its labels correct at PCK@0.05) and coverage (share of all
+  joints it selects), and the error taxonomy of the wrong labels the strategy used
+  (jitter / inversion / swap / miss, after Ronchi & Perona, ICCV 2017,
+  https://arxiv.org/abs/1707.05388), as record fields ``precision/<mask>``,
+  ``coverage/<mask>``, ``errors/<type>`` (:func:`instrument_metrics` names them), and the
+  number of pseudo-labels the loss used (``labels_used``).
 * :class:`CombineMasks` — ours: combine M_2D and M_3D once their overlap reaches
   ``pseudo.combine_overlap`` (part of the method; resumable).
 * :class:`GradientRatioProbe` — +rec: the norm of the keypoint gradient (at the pose net's
