@@ -11,7 +11,9 @@ there) exactly as a notebook would train it: the configuration is
 data are the notebooks' (``SRPOSE_CACHE_DIR``, ``SRPOSE_DATA_DIR``), so the notebook run
 afterwards with the same mode and overrides finds the checkpoint and only loads and evaluates
 it ("loaded cached <stage>" in its log). Under ``torchrun`` the trainers that support it use
-DistributedDataParallel (train/distributed.py); the others train on rank 0.
+DistributedDataParallel (train/distributed.py; :data:`DATA_PARALLEL`: the supervised stages,
+Baseline and the +pseudo methods); +rec (``rec``, ``pseudo_rec``) is refused there; the
+others train on rank 0.
 
 Exit status: 0 trained (or already cached), 2 usage or configuration error, 3 stopped on
 purpose (``--stop-after``; the same command resumes).
@@ -32,6 +34,8 @@ from .errors import ConfigError, SrposeError, did_you_mean
 
 #: What each stage name trains, through which method of ``pipeline.Stages``.
 SUPERVISED = ("source_only", "oracle", "pretrain")
+#: The stages whose trainer is data-parallel under torchrun (the others train on rank 0 alone).
+DATA_PARALLEL = SUPERVISED + ("baseline", "pseudo_m2d", "pseudo_m3d", "pseudo_union", "pseudo_indep", "pseudo")
 
 
 def stage_names() -> tuple[str, ...]:
@@ -147,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         print("stages: " + ", ".join(stage_names()))
-        print("data-parallel under torchrun: " + ", ".join(SUPERVISED) + " (the others train on rank 0)")
+        print("data-parallel under torchrun: " + ", ".join(DATA_PARALLEL) + " (rec and pseudo_rec are refused "
+              "there; the others train on rank 0)")
         return 0
     if not args.stage:
         parser.print_usage(sys.stderr)
@@ -176,6 +181,10 @@ def _run(args, distributed) -> int:
     cfg = build_config(args.stage, args.mode, args.task, args.param)
     device = distributed.device_for(args.device)
     ctx = distributed.init(device, sync_bn=args.sync_bn)
+    if getattr(cfg, "rec", None) is not None:  # refuse +rec before its dependencies train
+        from .adapt.train import check_distributed
+
+        check_distributed(cfg)
     log = print if ctx.is_main else (lambda s: None)
     cache_dir = utils.ensure_writable_dir(Path(args.cache_dir) if args.cache_dir else utils.default_cache_dir(),
                                           "cache")

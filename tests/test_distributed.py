@@ -159,6 +159,121 @@ def test_two_processes_match_one_and_an_interrupted_run_resumes(tmp_path, capsys
 
 
 # ---------------------------------------------------------------------------------------
+# the mean teacher (Baseline, +pseudo): adapt/train.py under torchrun
+
+BASELINE = ["baseline", "--task", "hand", "--mode", "smoke", "-p", "train.precision", "fp32"]
+
+
+def test_per_image_draws_for_the_global_batch_give_each_rank_its_rows(monkeypatch):
+    """Views and occlusion drawn for the global batch and sharded by rows: the ranks' rows
+    put together are the one-process batch, and every rank's generator ends where one
+    process's does (the stream stays aligned for the next draw)."""
+    from srpose_lib.adapt import mean_teacher as mt
+
+    B, K, S = 6, 5, 32
+    images = torch.rand(B, 3, S, S, generator=torch.Generator().manual_seed(1))
+    cfg = mt.MeanTeacherConfig()
+    gen = torch.Generator().manual_seed(5)
+    views = mt.make_views(images, cfg, gen)
+    centres = torch.rand(B, K, 2, generator=torch.Generator().manual_seed(2)) * S
+    candidates = torch.zeros(B, K, dtype=torch.bool)
+    candidates[:3, 1:] = True  # only rank 0's rows have something to occlude
+    full, chosen = mt.occlude(views.student, centres, candidates, 1.0, 3, gen)
+    assert chosen[:3].all() and not chosen[3:].any()
+    # the all-reduce over ranks: rank 0 occludes, so every rank makes the remaining draws
+    monkeypatch.setattr(distributed.Rows, "any", lambda self, flags: True)
+    parts, states = [], []
+    for rank in range(2):
+        g = torch.Generator().manual_seed(5)
+        rows = DistContext(rank=rank, world_size=2).rows_of(B)
+        v = mt.make_views(images, cfg, g).select(rows.rows)
+        out, _ = mt.occlude(v.student, centres[rows.rows], candidates[rows.rows], 1.0, 3, g, rows)
+        parts.append(out)
+        states.append(g.get_state())
+    assert torch.equal(torch.cat(parts), full)
+    assert all(torch.equal(s, gen.get_state()) for s in states)
+
+
+def test_rec_is_refused_under_torchrun(monkeypatch):
+    from srpose_lib.adapt.train import check_distributed
+
+    cfg = presets.config_for("rec", "smoke", "hand")
+    check_distributed(cfg)  # one process: trains
+    check_distributed(presets.config_for("baseline", "smoke", "hand"))
+    monkeypatch.setattr(distributed, "_CONTEXT", DistContext(rank=0, world_size=2, backend="gloo"))
+    check_distributed(presets.config_for("baseline", "smoke", "hand"))  # data-parallel
+    with pytest.raises(ConfigError, match="does not train under torchrun yet"):
+        check_distributed(cfg)
+
+
+def test_two_process_mean_teacher_matches_one_and_an_interrupted_run_resumes(tmp_path, monkeypatch):
+    """Baseline (smoke: 2 epochs x 4 iterations of 8 target + 8 source images) in 1 process,
+    and in 2 processes x 4 rows stopped after epoch 1, then resumed; the same StyleNet and
+    pre-trained model (copied cache).
+
+    Exact: the data. Every rank draws the global batch's source images, target order, views
+    (base crop, student/teacher affines, colour jitter), style draws and occlusion draws from
+    the same generator and keeps its rows, so the checksums of the images seen (indices by
+    position; pixels of the source batch and the student's views) equal one process's, epoch 2
+    (after the resume) included. The teacher stays identical on both ranks (the loop checks
+    the parameters at every epoch end and raises otherwise: the run would not finish).
+
+    Approximate: BatchNorm of student *and* teacher (in train mode, as UniFrame) normalises 4
+    images per rank instead of 8, and the confidence mask is the median of the rank's rows
+    (the recipe of train/distributed.py), so the pseudo-labels and gradients differ a little.
+    Measured (fp32, CPU): loss_src 0.2 % / 0.4 % and loss_cons 1.2 % / 0.5 % apart in epochs
+    1 / 2; the teacher's outputs (eval mode, 8 random images) 0.06x as far from one process's
+    as adaptation moved them from the pre-trained model's. Tolerances: losses 5 %, outputs 0.3x.
+    (The weights themselves are no measure here: Adam's first steps move every weight by about
+    lr whatever its gradient, so weights with noise gradients move differently.)
+    """
+    for k in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    import shutil
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli.main([*BASELINE, "--cache-dir", str(one), "--device", "cpu"]) == 0
+    shutil.copytree(one, two, ignore=shutil.ignore_patterns("baseline-*"))  # the same data, StyleNet, pre-training
+    stopped = _torchrun([*BASELINE, "--cache-dir", str(two), "--device", "cpu", "--stop-after", "1"])
+    assert stopped.returncode != 0 and "stopped after epoch 1/2" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert "2 processes (gloo)" in stopped.stdout and "rank 0 trains it" not in stopped.stdout  # data-parallel
+    assert stopped.stdout.count("epoch 1/2  loss") == 1  # rank 0 alone logs
+    resumed = _torchrun([*BASELINE, "--cache-dir", str(two), "--device", "cpu"])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming after epoch 1/2" in resumed.stdout and "epoch 1/2  loss" not in resumed.stdout
+
+    (ref_dir,), (got_dir,) = (one / "runs").glob("baseline-hand-*"), (two / "runs").glob("baseline-hand-*")
+    assert ref_dir.name == got_dir.name  # the same configuration
+    ref = torch.load(ref_dir / "final.pt", weights_only=False)
+    got = torch.load(got_dir / "final.pt", weights_only=False)
+    assert json.loads((got_dir / "history.json").read_text())["world_size"] == 2
+    for r1, r2 in zip(ref["history"], got["history"], strict=True):
+        assert (r2["data_index_sum"], r2["data_source_index_sum"]) == (r1["data_index_sum"],
+                                                                      r1["data_source_index_sum"])
+        assert r2["data_pixel_sum"] == pytest.approx(r1["data_pixel_sum"], rel=1e-6)
+        assert r2["loss_src"] == pytest.approx(r1["loss_src"], rel=0.05)
+        assert r2["loss_cons"] == pytest.approx(r1["loss_cons"], rel=0.05)
+        # all-reduced counts: each rank's mask keeps half its rows' keypoints, so the global
+        # batch's count is one process's (rank 0's alone would be half of it)
+        assert r2["labels_used"] == r1["labels_used"] and r2["coverage/m2d"] == r1["coverage/m2d"]
+        assert r2["saturation"] > 0.5 * r1["saturation"]  # flags of both ranks' images (measured 0.8x)
+    from srpose_lib.models import build_pose_net
+
+    cfg = cli.build_config("baseline", "smoke", "hand")
+    (pre_dir,) = (one / "runs").glob("pretrain-hand-*")
+    x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    outs = []
+    pre = torch.load(pre_dir / "final.pt", weights_only=False)["state_dict"]
+    for sd in (ref["state_dict"], got["state_dict"], pre):
+        model = build_pose_net(cfg.pretrain.model, 21)
+        model.load_state_dict(sd)
+        with torch.no_grad():
+            outs.append(model.eval()(x))
+    ratio = float((outs[1] - outs[0]).norm() / (outs[0] - outs[2]).norm())
+    assert ratio < 0.3, f"2-process teacher outputs are {ratio:.2f}x the adaptation's change away from 1 process"
+
+
+# ---------------------------------------------------------------------------------------
 # the headless command fills the cache a notebook then loads
 
 

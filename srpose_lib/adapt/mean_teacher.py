@@ -31,6 +31,7 @@ from ..data.heatmaps import gaussian_targets
 from ..data.transforms import (affine_matrix, color_jitter, compose_affine, invert_affine,
                                rescale_affine, warp_images, warp_keypoints)
 from ..keypoints import argmax_2d
+from ..train.distributed import Rows
 
 
 @dataclass(frozen=True)
@@ -144,18 +145,28 @@ def rectify(coords_cells: torch.Tensor, heatmap_size: int, sigma: float, stride:
 
 
 def occlude(images: torch.Tensor, centres_px: torch.Tensor, candidates: torch.Tensor, rate: float,
-            half_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            half_size: int, generator: torch.Generator | None = None,
+            rows: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide one confident keypoint per image under a patch copied from elsewhere in the
     same image (UniFrame's adaptive occlusion), with probability ``rate`` per image that has
     a candidate. ``centres_px`` (B, K, 2) keypoints in the images' pixels; ``candidates``
-    (B, K) bool. Returns the images and which ones were occluded (B,)."""
+    (B, K) bool. Returns the images and which ones were occluded (B,).
+
+    ``rows`` (under torchrun, train/distributed.py): ``images`` are this rank's rows of a
+    global batch; every draw is made for the global batch and the rank keeps its rows, and
+    the draws after the first are skipped only when no rank occludes anything."""
     B, _, H, W = images.shape
+
+    def draw(*rest: int) -> torch.Tensor:  # per image, in call order
+        r = torch.rand((B, *rest), generator=generator) if rows is None else rows.rand(*rest, generator=generator)
+        return r.to(images.device)
+
     has = candidates.any(1)
-    chosen = has & (torch.rand(B, generator=generator).to(images.device) < rate)
-    if not chosen.any():
+    chosen = has & (draw() < rate)
+    if not (chosen.any() if rows is None else rows.any(chosen)):
         return images, chosen
     # pick one candidate keypoint per image uniformly
-    scores = torch.rand(candidates.shape, generator=generator).to(images.device)
+    scores = draw(candidates.shape[1])
     k = torch.where(candidates, scores, torch.full_like(scores, -1.0)).argmax(1)
     centre = centres_px[torch.arange(B), k].round().long()  # (B, 2)
     x0 = (centre[:, 0] - half_size).clamp(0, W - 1)
@@ -163,8 +174,8 @@ def occlude(images: torch.Tensor, centres_px: torch.Tensor, candidates: torch.Te
     x1 = (centre[:, 0] + half_size).clamp(1, W)
     y1 = (centre[:, 1] + half_size).clamp(1, H)
     # a same-size source patch at a random position
-    sx = (torch.rand(B, generator=generator).to(images.device) * (W - (x1 - x0) + 1)).floor().long()
-    sy = (torch.rand(B, generator=generator).to(images.device) * (H - (y1 - y0) + 1)).floor().long()
+    sx = (draw() * (W - (x1 - x0) + 1)).floor().long()
+    sy = (draw() * (H - (y1 - y0) + 1)).floor().long()
     xs = torch.arange(W, device=images.device)
     ys = torch.arange(H, device=images.device)
     in_x = (xs[None] >= x0[:, None]) & (xs[None] < x1[:, None])
@@ -204,6 +215,11 @@ class TargetViews:
     base_to_student: torch.Tensor  # (B, 2, 3) pixel affines from the base frame
     base_to_teacher: list[torch.Tensor]
     original_to_base: torch.Tensor  # (B, 2, 3) from the original crop to the base frame
+
+    def select(self, rows: slice) -> "TargetViews":
+        """The views of the images ``rows`` (a rank's rows of a global batch)."""
+        return TargetViews(self.student[rows], [t[rows] for t in self.teachers], self.base_to_student[rows],
+                           [m[rows] for m in self.base_to_teacher], self.original_to_base[rows])
 
 
 def make_views(images: torch.Tensor, cfg: MeanTeacherConfig, generator: torch.Generator | None = None) -> TargetViews:

@@ -6,12 +6,15 @@
   coincidence of wrong labels between consecutive epochs (|W_{t-1} ∩ W_t| / |W_{t-1} ∪ W_t|,
   Table B(b)) and the cumulative share of training labels correct at least once
   (saturation, supplementary §C.2). Counts stay on the device during an epoch (one
-  synchronisation per epoch). The mechanism instruments too: for each mask (M_2D, M_3D, the
-  2D labels M_3D removes, the 3D labels it adds) its precision (share of its labels correct
-  at PCK@0.05) and coverage (share of all joints it selects), and the error taxonomy of the
-  wrong labels the strategy used (jitter / inversion / swap / miss, after Ronchi & Perona,
-  ICCV 2017, https://arxiv.org/abs/1707.05388), as record fields ``precision/<mask>``,
-  ``coverage/<mask>``, ``errors/<type>`` (:func:`instrument_metrics` names them).
+  synchronisation per epoch); under torchrun they are all-reduced at its end (counts: SUM,
+  per-image flags: MAX), so every rank records the global batch's statistics. The mechanism
+  instruments too: for each mask (M_2D, M_3D, the 2D labels M_3D removes, the 3D labels it
+  adds) its precision (share of its labels correct at PCK@0.05) and coverage (share of all
+  joints it selects), and the error taxonomy of the wrong labels the strategy used
+  (jitter / inversion / swap / miss, after Ronchi & Perona, ICCV 2017,
+  https://arxiv.org/abs/1707.05388), as record fields ``precision/<mask>``,
+  ``coverage/<mask>``, ``errors/<type>`` (:func:`instrument_metrics` names them), and the
+  number of pseudo-labels the loss used (``labels_used``).
 * :class:`CombineMasks` — ours: combine M_2D and M_3D once their overlap reaches
   ``pseudo.combine_overlap`` (part of the method; resumable).
 * :class:`GradientRatioProbe` — +rec: the norm of the keypoint gradient (at the pose net's
@@ -28,6 +31,7 @@ import torch
 from ..data.transforms import warp_keypoints
 from ..eval import instruments as ins
 from ..skeletons import Skeleton
+from ..train import distributed
 from ..train.loop import Callback
 from .config import AdaptConfig
 
@@ -101,7 +105,23 @@ class PseudoLabelStats(Callback):
             self.wrong[rows[mask & ~ok], cols[mask & ~ok]] = True
             self.right[rows[mask & ok], cols[mask & ok]] = True
 
+    def _all_reduce(self) -> None:
+        """Under torchrun each rank counted its rows: the counts are summed and the per-image
+        flags OR-ed (MAX) over the ranks, so every rank records (and keeps, for the next
+        epoch and a resume) the global batch's statistics."""
+        ctx = distributed.context()
+        if not ctx.distributed:
+            return
+        keys = list(self.counts)
+        extra = torch.tensor([self.total, int(self.has_m3d)], dtype=torch.long, device=self.device)
+        summed = ctx.sum(torch.cat([torch.stack([self.counts[k] for k in keys]), extra]))
+        self.counts = dict(zip(keys, summed[:len(keys)]))
+        self.total, self.has_m3d = int(summed[-2]), bool(summed[-1] > 0)
+        flags = ctx.max(torch.stack([self.wrong, self.right]).to(torch.uint8)).bool()
+        self.wrong, self.right = flags[0], flags[1]
+
     def on_epoch_end(self, epoch: int, record: dict) -> None:
+        self._all_reduce()
         c = {k: int(v) for k, v in self.counts.items()}
         wrong = self.wrong.cpu()
         self.ever_correct |= self.right.cpu()
@@ -111,6 +131,7 @@ class PseudoLabelStats(Callback):
             "overlap": c["inter"] / c["union"] if c["union"] else None,  # None without M_3D
             "m2d_share": c["m2d"] / max(1, self.total), "m3d_share": c["m3d"] / max(1, self.total),
             "correct": c["correct"] / max(1, c["used"]),
+            "labels_used": c["used"],  # pseudo-labels the loss used in the epoch (all ranks together)
             "wrong_coincidence": inter / union if union and epoch > 0 else None,  # needs two epochs
             "saturation": float(self.ever_correct.float().mean()),
         })

@@ -27,6 +27,7 @@ import torch
 
 from ..data.transforms import warp_keypoints
 from ..skeletons import Skeleton
+from ..train.distributed import Rows
 from ..train.precision import autocast
 from . import mean_teacher as mt
 from .config import AdaptConfig
@@ -50,16 +51,25 @@ class PseudoBatch:
 
 def pseudo_label_batch(cfg: AdaptConfig, teacher: torch.nn.Module, images: torch.Tensor, skeleton: Skeleton,
                        generator: torch.Generator, lifting=None, combined: bool = False, style_net=None,
-                       source: torch.Tensor | None = None, dtype: torch.dtype | None = None) -> PseudoBatch:
+                       source: torch.Tensor | None = None, dtype: torch.dtype | None = None,
+                       rows: Rows | None = None) -> PseudoBatch:
     """Views, the teacher's pseudo-labels, their masks and the occluded student view of
     target ``images`` (B, 3, S, S) in [0, 1]. ``lifting``: (net, bone ratios) for 3D labels;
     ``combined``: ours, after the masks' overlap passed its threshold; ``style_net`` with
     ``source``: UniFrame's s2t / t2s style augmentation. Random draws, in this order, from
-    ``generator``: views, s2t, t2s per teacher view, occlusion."""
+    ``generator``: views, s2t, t2s per teacher view, occlusion.
+
+    ``rows`` (under torchrun, train/distributed.py): ``images`` is the *global* batch, whose
+    views are drawn (and warped) whole so that the generator advances as on one process; the
+    rank keeps its rows of them, and ``source`` is already its rows. The teacher, the
+    pseudo-labels, their masks (the confidence quantile of the rank's rows) and the occlusion
+    see the rank's rows only; the returned batch holds them."""
     pcfg, mtc = cfg.pretrain, cfg.mean_teacher
     S, h = pcfg.benchmark.image_size, pcfg.data.target.heatmap_size
     stride = S / h
     views = mt.make_views(images, mtc, generator)
+    if rows is not None:
+        views = views.select(rows.rows)
     teacher_inputs = views.teachers
     with torch.no_grad():
         if style_net is not None:
@@ -82,7 +92,8 @@ def pseudo_label_batch(cfg: AdaptConfig, teacher: torch.nn.Module, images: torch
         centres = warp_keypoints(labels.coords2d * stride, views.base_to_student)
         candidates = labels.conf2d >= mtc.occlude_thresh
         occ_size = max(1, round(mtc.occlude_size * S / 256))
-        student_input, occluded = mt.occlude(views.student, centres, candidates, mtc.occlude_rate, occ_size, generator)
+        student_input, occluded = mt.occlude(views.student, centres, candidates, mtc.occlude_rate, occ_size, generator,
+                                             rows)
     return PseudoBatch(views, heatmaps, base_hm, labels, terms, centres, student_input, occluded, source)
 
 

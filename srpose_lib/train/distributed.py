@@ -7,6 +7,13 @@ and every trainer asks :func:`context` where it stands. Outside ``torchrun`` the
 single process (rank 0 of 1) and every helper here is a no-op, so a trainer written against
 this module runs unchanged in a notebook.
 
+Data-parallel now: the supervised stages (``source_only``, ``oracle``, ``pretrain``;
+``train_supervised``, train/supervised.py) and the mean teacher (``baseline`` and the +pseudo
+methods ``pseudo_m2d``, ``pseudo_m3d``, ``pseudo_union``, ``pseudo_indep``, ``pseudo``;
+``train_adaptation``, adapt/train.py). +rec (``rec``, ``pseudo_rec``) is refused under
+torchrun (a ConfigError: its RecTerm is not data-parallel yet); every other trainer runs on
+rank 0 alone (below).
+
 How a trainer is made distributed (done for ``train_supervised``, train/supervised.py):
 
 * **the same global batch**: every rank draws the *same* global permutation and the same
@@ -44,27 +51,32 @@ How a trainer is made distributed (done for ``train_supervised``, train/supervis
   not marked on rank 0 alone while the other ranks wait for its ``final.pt`` and load it
   (correct, not faster).
 
-What the other trainers need (not applied yet: their modules were being rewritten when this
-was written; ``train_supervised`` is the worked example). For each: decorate the trainer with
+What the other trainers need (applied to the mean teacher; ``train_supervised`` and
+``train_adaptation`` are the worked examples). For each: decorate the trainer with
 :func:`aware`, pass ``is_main=ctx.is_main, barrier=barrier`` to ``run_epochs``, drop the
 ``log`` of non-main ranks, draw global batches and keep :meth:`DistContext.rows`, all-reduce
 what the step returns (:meth:`DistContext.sum`), evaluate on rank 0 and broadcast the result,
 and call :func:`check_in_sync` at the end of each epoch.
 
-* **mean teacher** (Baseline, +pseudo, adapt/train.py): the student in :func:`wrap`; the EMA
+* **mean teacher** (Baseline, +pseudo, adapt/train.py; done): the student in :func:`wrap`; the EMA
   teacher is *not* wrapped: every rank updates it from its own student copy, which DDP keeps
   bitwise identical, so the teachers' parameters stay identical with no communication
   (:func:`check_in_sync` on the teacher at each epoch end proves it). The EMA averages
   parameters only, and the teacher's BatchNorm running statistics come from each rank's own
   rows: :func:`broadcast_buffers` on the teacher before it is evaluated or saved. The views'
   random draws are per image, so draw them for the global batch and keep the rank's rows
-  (as the augmentation above); pseudo-labels and masks are computed on the rank's rows only; every count the epoch
+  (as the augmentation above: ``make_views`` on the global batch, ``TargetViews.select``;
+  the occlusion draws through :class:`Rows`, whose draw that depends on "anything to
+  occlude?" is made or skipped on every rank alike); pseudo-labels and masks are computed on
+  the rank's rows only (the confidence mask is the quantile of the rank's rows, a deviation
+  from one process of the same kind as BatchNorm's); every count the epoch
   statistics keep (mask sizes, the M_2D/M_3D overlap of Table B(b), the correct-at-least-once
   flags of C.2, indexed by image) is all-reduced (counts: SUM; per-image flags: MAX) before
   rank 0 records it. The frozen 3D lifting network and the StyleNet are plain copies on
   every rank (inputs are the rank's rows; their random draws must be drawn for the global
   batch, as ``ref_idx`` is in ``train_supervised``).
-* **+rec** (adapt/geometric.py, RecTerm): W + G wrapped in its own :func:`wrap` (a second DDP
+* **+rec** (adapt/geometric.py, RecTerm; not done: ``adapt.train.check_distributed`` refuses
+  it under torchrun): W + G wrapped in its own :func:`wrap` (a second DDP
   module on the same process group; its parameters are disjoint from the student's). The
   student then runs twice before one backward (the views and the pair images): concatenate
   both inputs into one forward call, or pass ``static_graph=True`` to :func:`wrap`; DDP
@@ -78,9 +90,10 @@ and call :func:`check_in_sync` at the end of each epoch.
   trains it (the path of ``get_or_train`` for trainers not marked :func:`aware`) and the other
   ranks load its ``final.pt``; nothing to change.
 
-Until then ``get_or_train`` runs each of these on rank 0 alone while the others wait: correct,
-not faster (``python -m srpose_lib.train pretrain`` under torchrun trains the StyleNet on rank 0,
-then the pre-training data-parallel).
+Until then ``get_or_train`` runs each of the others (W + G, StyleNet, lifting, RegDA, CC-SSL) on
+rank 0 alone while the others wait: correct, not faster (``python -m srpose_lib.train baseline``
+under torchrun trains the StyleNet on rank 0, then the pre-training and the adaptation
+data-parallel).
 """
 
 from __future__ import annotations
@@ -149,6 +162,25 @@ class DistContext:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
+    def any(self, flags: torch.Tensor) -> bool:
+        """Whether any rank has a true element in ``flags`` (one all-reduce, MAX)."""
+        out = flags.detach().any().to(torch.uint8).reshape(1)
+        if self.distributed:
+            dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return bool(out.item())
+
+    def max(self, values: torch.Tensor) -> torch.Tensor:
+        """The elementwise maximum over all ranks (per-image flags: any rank's; the tensor itself on one process)."""
+        if not self.distributed:
+            return values
+        out = values.detach().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return out
+
+    def rows_of(self, global_batch: int) -> "Rows":
+        """:class:`Rows` of this rank in a global batch of ``global_batch`` (random draws per image)."""
+        return Rows(self.rows(global_batch), global_batch)
+
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (a picklable Python object)."""
         if not self.distributed:
@@ -156,6 +188,25 @@ class DistContext:
         box = [obj]
         dist.broadcast_object_list(box, src=src)
         return box[0]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """This rank's ``rows`` of a global batch of ``total`` images, for random draws made per
+    image: :meth:`rand` draws for all ``total`` images from the generator every rank shares
+    (so the stream advances identically on every rank) and keeps this rank's rows; one
+    process (``rows`` = all of them) gets exactly ``torch.rand(total, ...)``."""
+
+    rows: slice
+    total: int
+
+    def rand(self, *rest: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.rand((self.total, *rest), generator=generator)[self.rows]
+
+    def any(self, flags: torch.Tensor) -> bool:
+        """Whether any row of the global batch has a true flag (a draw conditioned on it must
+        be made, or skipped, on every rank alike)."""
+        return _CONTEXT.any(flags)
 
 
 _CONTEXT = DistContext()
