@@ -26,6 +26,8 @@ def test_committed_times_cover_the_series():
     for path in nb.list_notebooks():
         for mode in ("smoke", "quick"):
             recorded = times["seconds"].get(path.stem, {}).get(mode)
+            if recorded is None and f"{path.stem}/{mode}" in times.get("not_measured", {}):
+                continue  # said so, with the reason, rather than a made-up figure
             assert isinstance(recorded, (int, float)) and recorded > 0, (
                 f"{machine.TIMES_FILE}: no {mode} time for {path.stem}")
 

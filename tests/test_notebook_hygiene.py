@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -141,3 +142,11 @@ def test_papermill_parses_every_parameter(path):
     seen = set(papermill.inspect_notebook(str(path)))
     declared = set(nb.declared_parameters(path))
     assert declared <= seen, f"papermill cannot parse {sorted(declared - seen)}: avoid '=' in help comments"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 cell ids (a missing id becomes a hard error in future nbformat versions)."""
+    cells = json.loads(path.read_text())["cells"]
+    ids = [c.get("id") for c in cells]
+    assert all(ids) and len(set(ids)) == len(ids), [i for i, c in enumerate(cells) if not c.get("id")]

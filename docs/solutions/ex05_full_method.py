@@ -12,7 +12,7 @@ from srpose_lib.eval.evaluate import evaluate_pck
 
 
 def _pck(data, stages, c) -> float:
-    pc = c.adapt.pretrain
+    pc = c.pretrain
     test = data.dataset(pc.benchmark, pc.data, "target", "test")
     return evaluate_pck(load_teacher(stages.adapted(c), "cpu"), test, 64).groups["All"]
 

@@ -18,8 +18,7 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 
 
 def groups(data, stages, c) -> dict[str, float]:
-    adapt = c.adapt if hasattr(c, "adapt") else c
-    test = data.dataset(adapt.pretrain.benchmark, adapt.pretrain.data, "target", "test")
+    test = data.dataset(c.pretrain.benchmark, c.pretrain.data, "target", "test")
     return evaluate_pck(load_teacher(stages.adapted(c), "cpu"), test, 64).groups
 
 
@@ -32,7 +31,8 @@ def paired_interval(a: list[float], b: list[float]) -> tuple[float, float, float
 
 
 def exercise_1(data, stages) -> dict:
-    """(1) ``SEEDS="0,1,2"``: the same pre-training, three adaptation seeds per method. A difference
+    """(1) ``SEEDS="0,1,2"``: three training seeds, each with its own pre-training and W + G shared by its
+    four methods (a paired design). A difference
     "survives" when the 95 % interval of the paired differences (same seed, two methods) excludes 0.
     With three seeds the t quantile is 4.3, so only differences several times the seed-to-seed spread
     survive; at quick scale the hand rows (within 0.6 points) do not."""
