@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="override a config field by its dotted name (or a unique leaf name), "
                         "e.g. -p train.epochs 3 -p model.arch resnet50; repeatable")
+    p.add_argument("--seed", type=int, default=None,
+                   help="training seed of the stage and of every stage it starts from (a notebook's SEED)")
     p.add_argument("--cache-dir", help="checkpoint cache (default $SRPOSE_CACHE_DIR, else <repo>/artifacts/cache)")
     p.add_argument("--data-dir", help="prepared real datasets (default $SRPOSE_DATA_DIR, else <repo>/data)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)")
@@ -117,16 +119,17 @@ def _current(cfg, key: str):
     return value
 
 
-def build_config(stage: str, mode: str, task: str, params: Sequence[tuple[str, str]] = ()):
-    """``presets.config_for(stage, mode, task)`` with the ``-p`` overrides, each checked
-    against the field it replaces (unknown names get the config's did-you-mean)."""
+def build_config(stage: str, mode: str, task: str, params: Sequence[tuple[str, str]] = (), seed: int | None = None):
+    """``presets.config_for(stage, mode, task, seed=seed)`` with the ``-p`` overrides, each
+    checked against the field it replaces (unknown names get the config's did-you-mean);
+    ``seed``, as a notebook's ``SEED``, seeds every stage that trains."""
     from . import presets
 
     if stage not in presets.STAGES:
         raise ConfigError(f"unknown stage {stage!r}", did_you_mean(stage, presets.STAGES))
     presets._check_mode(mode)
     presets.check_task(task)
-    base = presets.config_for(stage, mode, task)
+    base = presets.config_for(stage, mode, task, seed=seed)
     changes = {}
     for key, text in params:
         changes[key] = _check_type(key, _current(base, key), parse_value(text))
@@ -143,6 +146,10 @@ def train_stage(stages, stage: str, cfg, force: bool = False):
         return stages.lifting(cfg, force=force)
     if stage == "generator":
         return stages.generator(cfg, force=force)
+    from .presets import COMPARISON_STAGES
+
+    if stage in COMPARISON_STAGES:  # RegDA, CC-SSL
+        return stages.comparison(cfg, force=force)
     return stages.adapted(cfg, force=force)
 
 
@@ -178,7 +185,7 @@ def _run(args, distributed) -> int:
     from .pipeline import Stages
     from .train.loop import Stopped, stop_after
 
-    cfg = build_config(args.stage, args.mode, args.task, args.param)
+    cfg = build_config(args.stage, args.mode, args.task, args.param, args.seed)
     device = distributed.device_for(args.device)
     ctx = distributed.init(device, sync_bn=args.sync_bn)
     if getattr(cfg, "rec", None) is not None:  # refuse +rec before its dependencies train

@@ -46,3 +46,19 @@ def test_a_smoke_study_writes_records_and_skips_finished_runs(tmp_path, capsys):
     assert "pck/hand/source_only/target_test/all" in rec["metrics"] and rec["run_key"].startswith("source_only-hand-")
     assert study.main(args) == 0
     assert "exists: skipped" in capsys.readouterr().out
+
+
+def test_headless_seed_and_comparison_stages():
+    from srpose_lib import headless, presets
+
+    cfg = headless.build_config("baseline", "smoke", "hand", seed=2)
+    assert cfg == presets.config_for("baseline", "smoke", "hand", seed=2) and cfg.pretrain.seed == 2
+
+    class Spy:
+        def comparison(self, cfg, force=False):
+            return ("comparison", cfg.method)
+
+        def adapted(self, cfg, force=False):  # pragma: no cover - the bug this test guards against
+            raise AssertionError("RegDA must not go through the mean-teacher path")
+
+    assert headless.train_stage(Spy(), "regda", presets.config_for("regda", "smoke", "hand")) == ("comparison", "regda")
