@@ -115,6 +115,7 @@ def cmd_run(args) -> int:
     variants = [(name, _parse_overrides(kv)) for name, *kv in args.variant] or [("default", {})]
     cache = Path(args.cache_dir) if args.cache_dir else utils.default_cache_dir()
     bench = _bench_figure()
+    code = utils.git_sha()  # the code this process runs (it may be committed over while it trains)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for task in args.tasks.split(","):
             for name, overrides in variants:
@@ -125,7 +126,8 @@ def cmd_run(args) -> int:
                 t0 = time.perf_counter()
                 rec = run_one(args.stage, args.mode, task, seed, overrides, cache, args.device,
                               log=lambda s: print(s, flush=True))
-                rec.update({"variant": name, "wall_s": time.perf_counter() - t0, "git_sha": utils.git_sha(),
+                rec.update({"variant": name, "wall_s": time.perf_counter() - t0, "git_sha": code,
+                            "git_sha_at_write": utils.git_sha(),
                             "bench_figure": bench, "versions": utils.versions(),
                             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
                 utils.atomic_write_json(path, rec)
@@ -136,14 +138,13 @@ def cmd_run(args) -> int:
 
 
 def _bench_figure():
-    """The machine's bench figure when one was measured (``srpose_lib.machine``), else None."""
+    """The machine's bench figure (``srpose_lib.machine``: measured once per machine, then
+    cached), or None when it cannot be had."""
+    from . import machine
+
     try:
-        from . import machine  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        return machine.cached_bench_figure()
-    except Exception:
+        return machine.bench_figure()
+    except Exception:  # a figure is provenance, not a reason to stop a study
         return None
 
 
@@ -202,8 +203,9 @@ def format_summary(summary: dict, baseline: str) -> str:
 def markdown_table(summary: dict, baseline: str) -> str:
     """One row per task and variant: mean ± std over seeds, and the paired difference to
     ``baseline`` with its 95 % interval (what the README shows; :func:`update_readme`)."""
-    lines = ["| task | variant | seeds | mean ± std | paired difference to " + baseline + " [95 % CI] |",
-             "|---|---|---|---|---|"]
+    lines = ["| task | split | variant | seeds | mean ± std | paired difference to " + baseline + " [95 % CI] |",
+             "|---|---|---|---|---|---|"]
+    rows = []
     for task, variants in summary.items():
         for variant in sorted(variants, key=lambda v: (v != baseline, v)):
             for key, e in variants[variant].items():
@@ -216,8 +218,10 @@ def markdown_table(summary: dict, baseline: str) -> str:
                 else:
                     diff = f"{p['mean']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]"
                 seeds = ",".join(str(x) for x in e["seeds"])
-                lines.append(f"| {task} | {variant} | {seeds} | {e['mean']:.1f}{sd} | {diff} |")
-    return "\n".join(lines)
+                split = key.split("/")[-2]
+                rows.append(((task, split, variant != baseline, variant),
+                             f"| {task} | {split} | {variant} | {seeds} | {e['mean']:.1f}{sd} | {diff} |"))
+    return "\n".join(lines + [r for _, r in sorted(rows)])
 
 
 _BLOCK = re.compile(r"(<!-- study: (?P<folder>\S+) baseline=(?P<base>\S+) metric=(?P<metric>\S+) -->\n)"
