@@ -28,25 +28,7 @@ from srpose_lib.adapt.pseudo import PseudoConfig, make_pseudo_labels
 from srpose_lib.data.heatmaps import gaussian_targets
 from srpose_lib.eval.instruments import correct
 from srpose_lib.synth.benchmark import sample_keypoints
-
-
-class _Splits:
-    def split(self, bench, domain, split):
-        return sample_keypoints(bench, domain, split)
-
-
-class CopyXY(torch.nn.Module):
-    def forward(self, xy):
-        return torch.cat([xy, torch.zeros_like(xy[..., :1])], -1)
-
-
-class MeanPose(torch.nn.Module):
-    def __init__(self, poses):
-        super().__init__()
-        self.pose = poses.mean(0)
-
-    def forward(self, xy):
-        return self.pose.expand(xy.shape[0], -1, -1)
+from srpose_lib.adapt.lifting_baselines import CopyXY, KeypointSplits, MeanPose
 
 
 def corrupt(gt: torch.Tensor, rate: float, jitter: float, gen: torch.Generator) -> torch.Tensor:
@@ -69,7 +51,7 @@ def main() -> None:
     for task in args.tasks.split(","):
         cfg = presets.config_for("lifting", args.mode, task)
         bench = cfg.benchmark
-        net, ratios = lf.load_lifting(lf.train_lifting(cfg, None, _Splits(), log=lambda *_: None, show_progress=False))
+        net, ratios = lf.load_lifting(lf.train_lifting(cfg, None, KeypointSplits(), log=lambda *_: None, show_progress=False))
         ev = sample_keypoints(bench, "target", args.split)
         sk, xy = ev.skeleton, ev.keypoints
         mean = MeanPose(lf.normalise(sample_keypoints(bench, "source", "train").keypoints3d, lf.ROOT[sk.name])[0])

@@ -15,6 +15,7 @@ from srpose_lib.skeletons import BODY16, HAND21
 from srpose_lib.adapt.limits import body_frames, limit_violations
 from srpose_lib.synth.benchmark import benchmark_config, render_split, sample_keypoints
 from srpose_lib.synth.kinematics import MODELS
+from srpose_lib.adapt.lifting_baselines import CopyXY, KeypointSplits, MeanPose
 
 
 def test_constraints_restore_bone_length_ratios_and_joint_limits():
@@ -117,31 +118,6 @@ def test_weak_perspective_fit_recovers_scale_and_shift():
     torch.testing.assert_close(lf.fit_weak_perspective(pose, xy, torch.ones(3, 21)), xy, atol=1e-4, rtol=0)
 
 
-class _Splits:
-    """Benchmark annotations without images (the lifting network needs no pixels)."""
-
-    def split(self, bench, domain, split):
-        return sample_keypoints(bench, domain, split)
-
-
-class CopyXY(torch.nn.Module):
-    """Trivial lifting stand-in: the 2D keypoints with depth 0."""
-
-    def forward(self, xy):
-        return torch.cat([xy, torch.zeros_like(xy[..., :1])], -1)
-
-
-class MeanPose(torch.nn.Module):
-    """Trivial lifting stand-in: the mean source pose whatever the input."""
-
-    def __init__(self, poses):
-        super().__init__()
-        self.pose = poses.mean(0)
-
-    def forward(self, xy):
-        return self.pose.expand(xy.shape[0], -1, -1)
-
-
 LIFT_BENCH = benchmark_config("body", num_train=4096, num_val=128, num_test=8)
 
 
@@ -157,7 +133,7 @@ def check_lifting(net, ratios):
 
 def test_lifting_net_learns_source_poses(tmp_path):
     cfg = lf.LiftingTrainConfig(LIFT_BENCH, lf.LiftingConfig(hidden=128, epochs=20, batch_size=128))
-    res = lf.train_lifting(cfg, tmp_path, _Splits(), log=lambda *_: None, show_progress=False)
+    res = lf.train_lifting(cfg, tmp_path, KeypointSplits(), log=lambda *_: None, show_progress=False)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     check_lifting(*lf.load_lifting(res))
 
